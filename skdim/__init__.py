@@ -1,16 +1,30 @@
 """skdim: Deep InfoMax pretraining of Site-Net for crystal property prediction.
 
-The function ``featurize`` lives in :mod:`skdim.featurize` (not re-exported
-here, so that ``skdim.featurize`` always names the module).
+Public estimators: :class:`DIMPretrainer`, :class:`SiteNetRegressor`,
+:class:`SiteNetClassifier`. The function ``featurize`` lives in
+:mod:`skdim.featurize` (not re-exported here, so that ``skdim.featurize``
+always names the module); the matminer adapter in :mod:`skdim.matminer`.
 """
 
 from importlib.metadata import PackageNotFoundError, version
-
-from skdim.featurize import SiteNetInput, featurize_structure
 
 try:
     __version__ = version("skdim-sitenet")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-__all__ = ["SiteNetInput", "__version__", "featurize_structure"]
+from skdim.classifier import SiteNetClassifier  # noqa: E402
+from skdim.data import SiteNetDataset  # noqa: E402
+from skdim.featurize import SiteNetInput, featurize_structure  # noqa: E402
+from skdim.pretrainer import DIMPretrainer  # noqa: E402
+from skdim.regressor import SiteNetRegressor  # noqa: E402
+
+__all__ = [
+    "DIMPretrainer",
+    "SiteNetClassifier",
+    "SiteNetDataset",
+    "SiteNetInput",
+    "SiteNetRegressor",
+    "__version__",
+    "featurize_structure",
+]

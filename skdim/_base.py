@@ -1,0 +1,308 @@
+"""What every skdim estimator adds to skorch.
+
+Structures in, pair-budget batches, seeding, mixed precision, gradient
+clipping, checkpoint/resume and size-sorted inference.
+
+Only skorch's documented hooks are overridden (``get_dataset``,
+``get_split_datasets``, ``get_iterator``, ``infer``, ``train_step``,
+``train_step_single``, ``initialize``, ``get_default_callbacks``); ``fit``
+wraps skorch's to featurize once, seed the run and resume from a checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Checkpoint, EarlyStopping, PassthroughScoring, ProgressBar
+from skorch.utils import TeeGenerator, to_device
+from torch.utils.data import DataLoader, Subset
+
+from skdim._inputs import as_structures, is_featurized, is_torch_dataset
+from skdim.data import (
+    PairBudgetBatchSampler,
+    SiteNetDataset,
+    collate_sitenet,
+    feature_scaling,
+    item_sizes,
+)
+from skdim.featurize import DEFAULT_SITE_PROPERTIES, featurize
+
+FEATURIZATION_DEFAULTS = {
+    "max_atoms": 50,
+    "supercell": "cubic",
+    "site_properties": DEFAULT_SITE_PROPERTIES,
+    "pair_features": ("distance",),
+    "max_sites": 500,
+}
+_PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(device: str | torch.device | None) -> str | torch.device | None:
+    """'auto' becomes 'cuda' when a GPU is available, else 'cpu'."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class SiteNetMixin:
+    """skorch hooks shared by DIMPretrainer, SiteNetRegressor and SiteNetClassifier."""
+
+    #: Fewest crystals per training batch (DIM needs two to draw negatives).
+    _min_crystals = 1
+    #: Names of batch-level values that get_loss records, averaged per epoch.
+    _recorded: tuple[str, ...] = ()
+
+    # ----------------------------------------------------------------- data
+    def _featurization_base(self) -> dict:
+        """Featurization settings used where the estimator's own are None."""
+        return FEATURIZATION_DEFAULTS
+
+    def _resolve_featurization(self) -> dict:
+        base = self._featurization_base()
+        settings = {}
+        for name in FEATURIZATION_DEFAULTS:
+            value = getattr(self, name)
+            settings[name] = base[name] if value is None else value
+        settings["site_properties"] = tuple(settings["site_properties"])
+        settings["pair_features"] = tuple(settings["pair_features"])
+        return settings
+
+    def get_dataset(self, X: Any, y: Any = None) -> SiteNetDataset:
+        """Featurize structures (or wrap featurized inputs) into a SiteNetDataset."""
+        if is_torch_dataset(X):
+            return X
+        items, _ = as_structures(X)
+        settings = getattr(self, "featurization_", None) or self._resolve_featurization()
+        if is_featurized(items):
+            inputs = list(items.tolist() if hasattr(items, "iloc") else items)
+            _check_featurized(inputs, settings)
+        else:
+            inputs = featurize(items, n_jobs=self.n_jobs, progress=self.verbose > 1, **settings)
+        return SiteNetDataset(inputs, y)
+
+    def get_split_datasets(self, X: Any, y: Any = None, **fit_params: Any):
+        """Seeded random validation split of ``validation_fraction`` of the data."""
+        dataset = self.get_dataset(X, y)
+        if not self.validation_fraction:
+            return dataset, None
+        n = len(dataset)
+        n_valid = int(round(self.validation_fraction * n))
+        n_valid = min(max(n_valid, self._min_crystals), n - self._min_crystals)
+        if n_valid < self._min_crystals:
+            raise ValueError(f"{n} structures are too few for a validation split")
+        order = np.random.default_rng(self._seed()).permutation(n)
+        return Subset(dataset, np.sort(order[n_valid:])), Subset(dataset, np.sort(order[:n_valid]))
+
+    def get_iterator(self, dataset, training: bool = False) -> DataLoader:
+        """DataLoader with pair-budget batches (shuffled and size-bucketed in training)."""
+        n_sites, n_neighbors = item_sizes(dataset)
+        if training and getattr(self, "sampler_rng_", None) is None:
+            self.sampler_rng_ = np.random.default_rng(self._seed())
+        sampler = PairBudgetBatchSampler(
+            n_sites,
+            n_neighbors,
+            self.batch_pairs,
+            shuffle=training,
+            min_crystals=self._min_crystals,
+            random_state=self.sampler_rng_ if training else None,
+        )
+        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
+        kwargs.pop("batch_size", None)
+        kwargs.pop("shuffle", None)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_sitenet, **kwargs)
+
+    # ------------------------------------------------------------- training
+    def _seed(self) -> int:
+        if getattr(self, "seed_", None) is None:
+            self.seed_ = int(check_random_state(self.random_state).randint(2**31 - 1))
+        return self.seed_
+
+    def initialize(self):
+        """Resolve ``device='auto'`` and build module, criterion, optimizer."""
+        self.device = resolve_device(self.device)
+        if self.precision not in _PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {list(_PRECISIONS)}, got {self.precision!r}"
+            )
+        super().initialize()
+        device_type = torch.device(self.device).type if self.device else "cpu"
+        self.grad_scaler_ = torch.amp.GradScaler(device_type, enabled=self.precision == "float16")
+        return self
+
+    def _autocast(self):
+        dtype = _PRECISIONS[self.precision]
+        device_type = torch.device(self.device).type if self.device else "cpu"
+        return torch.autocast(device_type, dtype=dtype, enabled=dtype is not None)
+
+    def infer(self, x: Any, **fit_params: Any):
+        """Forward pass under autocast when ``precision`` is bfloat16/float16."""
+        with self._autocast():
+            return super().infer(x, **fit_params)
+
+    def train_step_single(self, batch, **fit_params):
+        """Forward, loss and (loss-scaled, for float16) backward pass."""
+        self._set_training(True)
+        Xi, yi = batch
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        self.grad_scaler_.scale(loss).backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def train_step(self, batch, **fit_params):
+        """One optimizer step with gradient-norm clipping (no closure needed for AdamW)."""
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        optimizers = [getattr(self, name + "_") for name in self._optimizers]
+        for optimizer in optimizers:
+            self.grad_scaler_.unscale_(optimizer)
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(self.get_all_learnable_params()),
+            batch=batch,
+            training=True,
+        )
+        if self.gradient_clip:
+            parameters = [p for _, p in self.get_all_learnable_params()]
+            torch.nn.utils.clip_grad_norm_(parameters, self.gradient_clip)
+        for optimizer in optimizers:
+            self.grad_scaler_.step(optimizer)
+        self.grad_scaler_.update()
+        return step
+
+    def get_default_callbacks(self):
+        """Skorch defaults plus recorded losses, progress bar, early stopping, checkpoints."""
+        callbacks = list(super().get_default_callbacks())
+        for name in self._recorded:
+            callbacks.append((name, PassthroughScoring(name=name, on_train=True)))
+            if self.validation_fraction:
+                callbacks.append((f"valid_{name}", PassthroughScoring(name=f"valid_{name}")))
+        if self.verbose > 1:
+            callbacks.append(("progress_bar", ProgressBar()))
+        if self.early_stopping:
+            if not self.validation_fraction:
+                raise ValueError("early_stopping needs a validation_fraction > 0")
+            callbacks.append(
+                ("early_stopping", EarlyStopping(patience=self.early_stopping, load_best=True))
+            )
+        checkpoint = self._checkpoint()
+        if checkpoint is not None:
+            callbacks.append(("checkpoint", checkpoint))
+        return callbacks
+
+    def _record(self, values: dict[str, torch.Tensor], training: bool) -> None:
+        prefix = "" if training else "valid_"
+        for name in self._recorded:
+            self.history.record_batch(prefix + name, float(values[name]))
+
+    def _checkpoint(self) -> Checkpoint | None:
+        if self.checkpoint_dir is None:
+            return None
+        return Checkpoint(
+            monitor=None,  # every epoch
+            f_params="params.pt",
+            f_optimizer="optimizer.pt",
+            f_criterion=None,
+            f_history="history.json",
+            f_pickle=None,
+            dirname=str(self.checkpoint_dir),
+        )
+
+    def _prepare_fit(self, dataset: SiteNetDataset) -> None:
+        """Fitted state needed before the module is built (overridden by subclasses)."""
+        self.feature_scaling_ = feature_scaling(dataset.inputs)
+
+    def fit(self, X: Any, y: Any = None, **fit_params: Any):
+        """Featurize X, then train; resumes from ``checkpoint_dir`` if it holds a run.
+
+        Parameters
+        ----------
+        X : list, tuple, array or Series of pymatgen Structure, or a
+            single-column DataFrame, or featurized inputs
+        y : array-like, optional
+            Targets (ignored by DIMPretrainer).
+
+        Returns
+        -------
+        self
+        """
+        self.seed_ = None
+        self.sampler_rng_ = None
+        self.featurization_ = self._resolve_featurization()
+        dataset = self._fit_dataset(X, y)
+        self._prepare_fit(dataset)
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self._seed())
+            checkpoint = self._checkpoint()
+            resumable = (
+                checkpoint is not None and Path(checkpoint.dirname, "history.json").exists()
+            )
+            if resumable and not self.warm_start:
+                self._resume(dataset, checkpoint, **fit_params)
+            else:
+                super().fit(dataset, None, **fit_params)
+        return self
+
+    def _fit_dataset(self, X: Any, y: Any) -> SiteNetDataset:
+        return self.get_dataset(X, y)
+
+    def _resume(self, dataset, checkpoint: Checkpoint, **fit_params: Any) -> None:
+        self.initialize()
+        self.load_params(checkpoint=checkpoint)
+        done = len(self.history)
+        if self.verbose:
+            print(f"resuming from {checkpoint.dirname} after {done} of {self.max_epochs} epochs")
+        if done < self.max_epochs:
+            self.partial_fit(dataset, None, epochs=self.max_epochs - done, **fit_params)
+
+    def _fitted_state(self) -> dict:
+        """JSON-safe fitted settings saved next to the weights."""
+        return {"featurization": self.featurization_, "encoder": self.module_.encoder.config}
+
+    def _restore_fitted(self, state: dict) -> None:
+        self.featurization_ = dict(state["featurization"])
+
+    # ------------------------------------------------------------ inference
+    def _forward_sorted(self, X: Any, forward) -> np.ndarray:
+        """Apply ``forward(batch_dict) -> tensor`` to X in size-sorted batches.
+
+        Sorting by size keeps padding small; rows are returned in input order.
+        """
+        check_is_fitted(self)
+        dataset = self.get_dataset(X)
+        n_sites, n_neighbors = item_sizes(dataset)
+        order = np.lexsort((n_sites, n_neighbors))
+        sampler = PairBudgetBatchSampler(n_sites[order], n_neighbors[order], self.batch_pairs)
+        batches = [order[b].tolist() for b in sampler]
+        loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate_sitenet)
+        self.module_.eval()
+        outputs = []
+        with torch.no_grad(), self._autocast():
+            for batch, _ in loader:
+                outputs.append(forward(to_device(batch, self.device)).float().cpu())
+        result = torch.empty((len(dataset), *outputs[0].shape[1:]))
+        result[torch.as_tensor(np.concatenate(batches))] = torch.cat(outputs)
+        return result.numpy()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.requires_fit = True
+        tags.non_deterministic = str(resolve_device(self.device)) != "cpu"
+        return tags
+
+
+def _check_featurized(inputs: list, settings: dict) -> None:
+    n_site, n_pair = len(settings["site_properties"]), len(settings["pair_features"])
+    for index, x in enumerate(inputs):
+        if x.site_features.shape[1] != n_site or x.pair_features.shape[-1] != n_pair:
+            raise ValueError(
+                f"featurized X[{index}] has {x.site_features.shape[1]} site features and "
+                f"{x.pair_features.shape[-1]} pair channels; this estimator expects "
+                f"{n_site} and {n_pair} (site_properties, pair_features)"
+            )

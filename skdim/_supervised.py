@@ -1,0 +1,151 @@
+"""Shared machinery of SiteNetRegressor and SiteNetClassifier: pretrained encoders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from sklearn.frozen import FrozenEstimator
+
+from skdim._base import FEATURIZATION_DEFAULTS, SiteNetMixin
+from skdim._inputs import as_structures, check_targets
+from skdim.persistence import load_estimator, load_state_dict, read_config, save_estimator
+
+
+class PretrainedSource:
+    """Encoder weights, architecture and featurization of a pretrained model.
+
+    Parameters
+    ----------
+    pretrained : str, Path, fitted estimator or FrozenEstimator
+        A directory written by ``DIMPretrainer.save`` (or any skdim model's
+        ``save``), or a fitted DIMPretrainer / SiteNetRegressor, possibly
+        wrapped in :class:`sklearn.frozen.FrozenEstimator` so that it
+        survives ``clone`` in cross-validation and grid search.
+    """
+
+    def __init__(self, pretrained: Any):
+        if isinstance(pretrained, (str, Path)):
+            config = read_config(pretrained)
+            fitted = config["fitted"]
+            self.encoder_config = dict(fitted["encoder"])
+            self.featurization = dict(fitted["featurization"])
+            self._path: Path | None = Path(pretrained)
+            self._module = None
+            return
+        model = pretrained.estimator if isinstance(pretrained, FrozenEstimator) else pretrained
+        if not hasattr(model, "module_") or not getattr(model, "initialized_", False):
+            raise ValueError(
+                f"pretrained {type(model).__name__} is not fitted. Note that sklearn's clone "
+                "(used by cross_val_score and GridSearchCV) returns unfitted copies of "
+                "estimator parameters: pass FrozenEstimator(fitted_pretrainer) or a saved path"
+            )
+        self.encoder_config = dict(model.module_.encoder.config)
+        self.featurization = dict(model.featurization_)
+        self._path = None
+        self._module = model.module_
+
+    def encoder_state(self) -> dict[str, torch.Tensor]:
+        """The encoder's state dict on CPU."""
+        if self._module is not None:
+            state = self._module.encoder.state_dict()
+            return {k: v.detach().cpu().clone() for k, v in state.items()}
+        prefix = "encoder."
+        state = load_state_dict(self._path, "cpu")
+        return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+class SupervisedMixin(SiteNetMixin):
+    """Fine-tuning from pretrained weights, target handling and persistence."""
+
+    def _featurization_base(self) -> dict:
+        if self.pretrained is None:
+            return FEATURIZATION_DEFAULTS
+        return {**FEATURIZATION_DEFAULTS, **PretrainedSource(self.pretrained).featurization}
+
+    def _architecture(self) -> dict:
+        """Encoder settings: the pretrained model's, else the preset."""
+        if getattr(self, "architecture_", None) is not None:
+            return self.architecture_
+        if self.pretrained is None:
+            return {"preset": self.preset}
+        config = dict(PretrainedSource(self.pretrained).encoder_config)
+        config.pop("n_site_features")
+        config.pop("n_pair_features")
+        return {"preset": "dim", **config}
+
+    def _n_outputs(self) -> int:
+        return getattr(self, "n_outputs_", 1)
+
+    def initialize_module(self):
+        """Build SiteNet; load and optionally freeze the pretrained encoder."""
+        settings = getattr(self, "featurization_", None) or self._resolve_featurization()
+        kwargs = {
+            "n_site_features": len(settings["site_properties"]),
+            "n_pair_features": len(settings["pair_features"]),
+            **self._architecture(),
+            "n_outputs": self._n_outputs(),
+            "head_hidden": self.head_hidden,
+            "output": self._output(),
+            **self.get_params_for("module"),
+        }
+        module = self.initialized_instance(self.module, kwargs)
+        scaling = getattr(self, "feature_scaling_", None)
+        if scaling is not None:
+            module.encoder.set_feature_scaling(**scaling)
+        targets = getattr(self, "target_scaling_", None)
+        if targets is not None:
+            module.target_shift.copy_(torch.as_tensor(targets[0]))
+            module.target_scale.copy_(torch.as_tensor(targets[1]))
+        if self.pretrained is not None and not getattr(self, "restoring_", False):
+            _load_encoder(module, PretrainedSource(self.pretrained).encoder_state())
+        if self.freeze_encoder:
+            module.encoder.requires_grad_(False)
+        self.module_ = module
+        return self
+
+    def _output(self) -> str:
+        return "identity"
+
+    def _fit_dataset(self, X: Any, y: Any):
+        items, _ = as_structures(X)
+        self.architecture_ = None
+        self.architecture_ = self._architecture()
+        return self.get_dataset(X, self._encode_targets(y, len(items)))
+
+    def _encode_targets(self, y: Any, n: int):
+        return check_targets(y, n)
+
+    def _fitted_state(self) -> dict:
+        return {**super()._fitted_state(), "architecture": self.architecture_}
+
+    def _restore_fitted(self, state: dict) -> None:
+        super()._restore_fitted(state)
+        self.architecture_ = dict(state["architecture"])
+        self.restoring_ = True  # weights come from the saved file, not `pretrained`
+
+    def initialize(self):
+        """Build the net (see skorch); a restored model skips loading ``pretrained``."""
+        super().initialize()
+        self.restoring_ = False
+        return self
+
+    def save(self, path) -> None:
+        """Save weights (``weights.pt``) and settings (``config.json``) to a directory."""
+        save_estimator(self, path)
+
+    @classmethod
+    def load(cls, path, device: str | None = None):
+        """Load a model written by :meth:`save` (weights load strictly)."""
+        return load_estimator(path, device=device, expected=cls)
+
+
+def _load_encoder(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    try:
+        module.encoder.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ValueError(
+            "the pretrained encoder does not fit this model's encoder (different "
+            f"architecture or featurization settings): {error}"
+        ) from None

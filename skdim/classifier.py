@@ -1,0 +1,139 @@
+"""SiteNetClassifier: Site-Net classification (e.g. metal vs non-metal)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin
+from skorch import NeuralNet
+
+from skdim._inputs import check_targets
+from skdim._supervised import SupervisedMixin
+from skdim.nn import SiteNet
+
+
+class SiteNetClassifier(ClassifierMixin, SupervisedMixin, NeuralNet):
+    """Classify crystals with Site-Net, optionally from pretrained DIM weights.
+
+    The module outputs one logit per class, trained with cross-entropy;
+    ``predict_proba`` applies a softmax. Class labels may be of any type
+    (they are encoded in fit and decoded in ``predict``).
+
+    Parameters
+    ----------
+    module : type, default=SiteNet
+    criterion : type, default=torch.nn.CrossEntropyLoss
+    pretrained, freeze_encoder, preset, head_hidden
+        As in :class:`SiteNetRegressor`.
+    max_atoms, supercell, site_properties, pair_features, max_sites : default=None
+        Featurization, as in :class:`SiteNetRegressor`.
+    optimizer, lr, max_epochs, batch_pairs, validation_fraction, early_stopping,
+    checkpoint_dir, device, precision, gradient_clip, random_state, n_jobs,
+    verbose, callbacks, **kwargs
+        As in :class:`SiteNetRegressor`.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    module_ : SiteNet
+
+    Examples
+    --------
+    >>> from skdim import SiteNetClassifier
+    >>> clf = SiteNetClassifier(max_epochs=30)  # doctest: +SKIP
+    >>> clf.fit(structures, band_gap > 0).predict_proba(structures)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        module=SiteNet,
+        criterion=torch.nn.CrossEntropyLoss,
+        *,
+        pretrained=None,
+        freeze_encoder: bool = False,
+        preset: str = "dim",
+        head_hidden: tuple[int, ...] = (64,),
+        max_atoms: int | None = None,
+        supercell: str | None = None,
+        site_properties: tuple[str, ...] | None = None,
+        pair_features: tuple[str, ...] | None = None,
+        max_sites: int | None = None,
+        optimizer=torch.optim.AdamW,
+        lr: float = 1e-3,
+        max_epochs: int = 100,
+        batch_pairs: int = 32768,
+        validation_fraction: float | None = None,
+        early_stopping: int | None = None,
+        checkpoint_dir: str | None = None,
+        device: str = "cpu",
+        precision: str = "float32",
+        gradient_clip: float | None = 1.0,
+        random_state=None,
+        n_jobs: int = 1,
+        verbose: int = 1,
+        callbacks=None,
+        **kwargs: Any,
+    ):
+        kwargs.setdefault("train_split", None)
+        super().__init__(
+            module,
+            criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            device=device,
+            **kwargs,
+        )
+        self.pretrained = pretrained
+        self.freeze_encoder = freeze_encoder
+        self.preset = preset
+        self.head_hidden = head_hidden
+        self.max_atoms = max_atoms
+        self.supercell = supercell
+        self.site_properties = site_properties
+        self.pair_features = pair_features
+        self.max_sites = max_sites
+        self.batch_pairs = batch_pairs
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.checkpoint_dir = checkpoint_dir
+        self.precision = precision
+        self.gradient_clip = gradient_clip
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _n_outputs(self) -> int:
+        return len(getattr(self, "classes_", (0, 1)))
+
+    def _encode_targets(self, y: Any, n: int) -> np.ndarray:
+        labels = check_targets(y, n, numeric=False)
+        if labels.ndim != 1:
+            raise ValueError(f"y must be 1-D class labels, got shape {labels.shape}")
+        self.classes_, codes = np.unique(labels, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y has a single class {self.classes_.tolist()}; need at least 2")
+        return codes.astype(np.int64)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Cross-entropy of the logits against the encoded labels."""
+        return self.criterion_(y_pred, y_true.to(y_pred.device).long().view(-1))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes), columns ordered as ``classes_``."""
+        logits = self._forward_sorted(X, lambda batch: self.module_(**batch))
+        return torch.softmax(torch.as_tensor(logits), dim=1).numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable class of each structure."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def _fitted_state(self) -> dict:
+        return {**super()._fitted_state(), "classes": self.classes_.tolist()}
+
+    def _restore_fitted(self, state: dict) -> None:
+        super()._restore_fitted(state)
+        self.classes_ = np.asarray(state["classes"])

@@ -1,0 +1,28 @@
+"""Torch modules of Site-Net and Deep InfoMax (pure tensor code: no pymatgen, sklearn, skorch)."""
+
+from skdim.nn.attention import SiteAttention
+from skdim.nn.encoder import PRESETS, SiteNetEncoder, encoder_config
+from skdim.nn.infomax import GlobalCritic, LocalCritic, derangement, engineered_negatives
+from skdim.nn.layers import MLP, OutputActivation, PairwiseLinear, masked_pool, masked_softmax
+from skdim.nn.losses import DIMLoss, gaussian_kl
+from skdim.nn.models import SiteNet, SiteNetDIM
+
+__all__ = [
+    "DIMLoss",
+    "GlobalCritic",
+    "LocalCritic",
+    "MLP",
+    "OutputActivation",
+    "PRESETS",
+    "PairwiseLinear",
+    "SiteAttention",
+    "SiteNet",
+    "SiteNetDIM",
+    "SiteNetEncoder",
+    "derangement",
+    "encoder_config",
+    "engineered_negatives",
+    "gaussian_kl",
+    "masked_pool",
+    "masked_softmax",
+]

@@ -1,0 +1,95 @@
+"""The Site-Net attention block."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from skdim.nn.layers import MLP, PairwiseLinear, masked_softmax
+
+
+class SiteAttention(nn.Module):
+    """One Site-Net attention block: unique sites attend over supercell atoms.
+
+    Every bond (site i, supercell atom j) is described by concat(x_i, x_u(j),
+    e_ij), where u(j) is the unit-cell site of atom j. Three MLPs read it: one
+    gives per-head attention logits (softmax over j), one the values, and one
+    the bond features passed to the next block. Their first layers are fused
+    into one factorized :class:`PairwiseLinear`.
+
+    Unlike the original, whose heads share one value vector, each head has its
+    own values (the usual transformer choice), so heads can carry different
+    information at a cost of ``n_heads`` times the value width per pair.
+
+    Parameters
+    ----------
+    site_dim : int
+        Width of the site features x (also the output width).
+    pair_dim : int
+        Width of the bond features e (also the output width).
+    n_heads : int
+        Attention heads.
+    head_dim : int
+        Value width per head.
+    attention_hidden : sequence of int
+        Hidden widths of the logit MLP (at least one).
+    value_hidden : sequence of int
+        Hidden widths of the value MLP before its output layer.
+    """
+
+    def __init__(
+        self,
+        site_dim: int,
+        pair_dim: int,
+        n_heads: int,
+        head_dim: int,
+        attention_hidden: Sequence[int],
+        value_hidden: Sequence[int] = (),
+    ):
+        super().__init__()
+        if not attention_hidden:
+            raise ValueError("attention_hidden needs at least one width")
+        value_widths = [*value_hidden, n_heads * head_dim]
+        self.widths = [attention_hidden[0], value_widths[0], pair_dim]
+        self.n_heads, self.head_dim = n_heads, head_dim
+        self.first = PairwiseLinear(site_dim, pair_dim, sum(self.widths))
+        self.first_norms = nn.ModuleList(nn.LayerNorm(w) for w in self.widths)
+        self.logits = MLP(attention_hidden[0], attention_hidden[1:], n_heads)
+        self.values = MLP(value_widths[0], value_widths[1:])
+        self.site_update = MLP(n_heads * head_dim, [site_dim])
+
+    def forward(
+        self,
+        sites: torch.Tensor,
+        pairs: torch.Tensor,
+        neighbor_site: torch.Tensor,
+        pair_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Update site and bond features.
+
+        Parameters
+        ----------
+        sites : tensor of shape (B, P, site_dim)
+        pairs : tensor of shape (B, P, J, pair_dim)
+        neighbor_site : long tensor of shape (B, J)
+        pair_mask : bool tensor of shape (B, P, J)
+            True for bonds that may be attended to.
+
+        Returns
+        -------
+        sites : tensor of shape (B, P, site_dim)
+        pairs : tensor of shape (B, P, J, pair_dim)
+        weights : tensor of shape (B, P, J, n_heads)
+            Attention weights (0 on masked bonds).
+        """
+        hidden = self.first(sites, pairs, neighbor_site)
+        logit_in, value_in, pair_out = (
+            norm(nn.functional.mish(h))
+            for norm, h in zip(self.first_norms, hidden.split(self.widths, dim=-1))
+        )
+        weights = masked_softmax(self.logits(logit_in), pair_mask[..., None], dim=2)
+        values = self.values(value_in).unflatten(-1, (self.n_heads, self.head_dim))
+        pooled = torch.einsum("bpjh,bpjhd->bphd", weights.to(values.dtype), values)
+        return self.site_update(pooled.flatten(-2)), pair_out, weights

@@ -1,0 +1,130 @@
+"""Building blocks: the Site-Net MLP layer, factorized pair projection, masked ops."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+#: Fill value for masked logits: finite, so fp16/bf16 autocast cannot make NaNs.
+MASK_FILL = -1e9
+
+
+class MLP(nn.Sequential):
+    """Stack of Linear -> mish -> LayerNorm layers, optionally a plain Linear on top.
+
+    Parameters
+    ----------
+    in_dim : int
+        Input width.
+    hidden : sequence of int
+        Widths of the Linear -> mish -> LayerNorm layers.
+    out_dim : int or None, default=None
+        Width of a final plain Linear layer; None for no such layer.
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int | None = None):
+        layers: list[nn.Module] = []
+        for width in hidden:
+            layers += [nn.Linear(in_dim, width), nn.Mish(), nn.LayerNorm(width)]
+            in_dim = width
+        if out_dim is not None:
+            layers.append(nn.Linear(in_dim, out_dim))
+            in_dim = out_dim
+        super().__init__(*layers)
+        self.out_dim = in_dim
+
+
+class PairwiseLinear(nn.Module):
+    """Linear map of the bond vector concat(x_i, x_u(j), e_ij) without building it.
+
+    Computes ``W_a x_i + W_b x_u(j) + W_c e_ij + b``: the two site terms are
+    computed once per site and broadcast or gathered, so the (B, P, J, 2 D + E)
+    concatenation is never materialized and the per-pair cost is E x out.
+
+    Parameters
+    ----------
+    site_dim, pair_dim, out_dim : int
+        Widths of x, e and the output.
+    """
+
+    def __init__(self, site_dim: int, pair_dim: int, out_dim: int):
+        super().__init__()
+        self.center = nn.Linear(site_dim, out_dim)
+        self.neighbor = nn.Linear(site_dim, out_dim, bias=False)
+        self.pair = nn.Linear(pair_dim, out_dim, bias=False)
+
+    def forward(
+        self, sites: torch.Tensor, pairs: torch.Tensor, neighbor_site: torch.Tensor
+    ) -> torch.Tensor:
+        """Project bonds.
+
+        Parameters
+        ----------
+        sites : tensor of shape (B, P, site_dim)
+        pairs : tensor of shape (B, P, J, pair_dim)
+        neighbor_site : long tensor of shape (B, J)
+
+        Returns
+        -------
+        tensor of shape (B, P, J, out_dim)
+        """
+        neighbors = gather_sites(self.neighbor(sites), neighbor_site)  # (B, J, out)
+        return self.center(sites)[:, :, None] + neighbors[:, None] + self.pair(pairs)
+
+
+def gather_sites(sites: torch.Tensor, neighbor_site: torch.Tensor) -> torch.Tensor:
+    """Rows of ``sites`` (B, P, D) picked by ``neighbor_site`` (B, J): (B, J, D)."""
+    index = neighbor_site[..., None].expand(-1, -1, sites.shape[-1])
+    return torch.gather(sites, 1, index)
+
+
+def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
+    """Softmax in float32 over ``dim`` ignoring masked entries; all-masked rows give 0."""
+    logits = logits.float().masked_fill(~mask, MASK_FILL)
+    return torch.softmax(logits, dim=dim) * mask
+
+
+def masked_pool(x: torch.Tensor, mask: torch.Tensor, mode: str = "mean") -> torch.Tensor:
+    """Pool (B, P, D) over real sites (mask (B, P)) to (B, D) by mean or max."""
+    if mode == "mean":
+        weights = mask.to(x.dtype)[..., None]
+        return (x * weights).sum(1) / weights.sum(1).clamp(min=1)
+    if mode == "max":
+        return x.masked_fill(~mask[..., None], torch.finfo(x.dtype).min).amax(1)
+    raise ValueError(f"pooling must be 'mean' or 'max', got {mode!r}")
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` over entries where ``mask`` is True (any shape)."""
+    mask = mask.to(x.dtype)
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+class OutputActivation(nn.Module):
+    """Output nonlinearity of a regression head.
+
+    Parameters
+    ----------
+    kind : {"identity", "softplus", "trelu"}
+        "trelu" is the transparent ReLU of the original Site-Net: clamped at
+        0 in the forward pass, identity gradient in the backward pass.
+    """
+
+    def __init__(self, kind: str = "identity"):
+        super().__init__()
+        if kind not in ("identity", "softplus", "trelu"):
+            raise ValueError(f"output must be 'identity', 'softplus' or 'trelu', got {kind!r}")
+        self.kind = kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the nonlinearity elementwise."""
+        if self.kind == "softplus":
+            return nn.functional.softplus(x)
+        if self.kind == "trelu":
+            return x + (x.clamp(min=0) - x).detach()
+        return x
+
+    def extra_repr(self) -> str:  # noqa: D102
+        return self.kind

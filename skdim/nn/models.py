@@ -1,0 +1,211 @@
+"""Assembled networks: supervised Site-Net and the Deep InfoMax pretraining model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from skdim.nn.encoder import SiteNetEncoder, encoder_config
+from skdim.nn.infomax import (
+    GlobalCritic,
+    GradientReversal,
+    LocalCritic,
+    derangement,
+    distance_weights,
+    engineered_negatives,
+    partner_rows,
+    take_rows,
+)
+from skdim.nn.layers import MLP, OutputActivation
+
+
+class SiteNet(nn.Module):
+    """Site-Net encoder with a regression (or classification-logit) head.
+
+    Predictions are ``output(head(embedding)) * target_scale + target_shift``;
+    the two buffers are set by the estimator from the training targets, so the
+    head works on standardized targets.
+
+    Parameters
+    ----------
+    n_site_features, n_pair_features : int
+        Input widths (F and C).
+    preset : {"paper", "dim"}, default="paper"
+        Encoder architecture (see :data:`skdim.nn.PRESETS`).
+    n_outputs : int, default=1
+        Number of targets (or classes).
+    head_hidden : sequence of int, default=()
+        Hidden widths of the head MLP.
+    output : {"identity", "softplus", "trelu"}, default="identity"
+        Output nonlinearity.
+    **encoder_options
+        Replace settings of the preset (e.g. ``n_blocks=3``).
+    """
+
+    def __init__(
+        self,
+        n_site_features: int = 8,
+        n_pair_features: int = 1,
+        *,
+        preset: str = "paper",
+        n_outputs: int = 1,
+        head_hidden: Sequence[int] = (),
+        output: str = "identity",
+        **encoder_options,
+    ):
+        super().__init__()
+        config = encoder_config(preset, **encoder_options)
+        self.encoder = SiteNetEncoder(n_site_features, n_pair_features, **config)
+        self.head = MLP(self.encoder.embedding_dim, head_hidden, n_outputs)
+        self.output = OutputActivation(output)
+        self.register_buffer("target_shift", torch.zeros(n_outputs))
+        self.register_buffer("target_scale", torch.ones(n_outputs))
+
+    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
+        """Predictions (B, n_outputs) for a padded batch (see SiteNetEncoder)."""
+        prediction = self.output(self.head(self.encoder(**batch)))
+        return prediction * self.target_scale + self.target_shift
+
+
+class SiteNetDIM(nn.Module):
+    """Site-Net encoder trained by Deep InfoMax, with its critics.
+
+    One forward pass computes everything :class:`~skdim.nn.DIMLoss` needs:
+
+    * local: the site representation l_i (with reparameterized Gaussian noise
+      in training) against its true neighbours (s_u(j), d_ij) and three
+      corrupted neighbour sets taken from a deranged partner crystal (all
+      fake; fake distances; fake identities), weighted by (d + 1)^-2;
+    * global: the crystal embedding g against its sites' l_i, against the
+      partner crystal's g, and against sites re-encoded from the engineered
+      negatives (wrong composition, wrong geometry, shuffled neighbours),
+      encoded in one batched pass without gradients.
+
+    Parameters
+    ----------
+    n_site_features, n_pair_features : int
+        Input widths (F and C).
+    preset : {"dim", "paper"}, default="dim"
+        Encoder architecture; it needs a ``local_dim`` bottleneck.
+    projection_dim : int, default=128
+        Width of the critics' projection spaces.
+    critic_hidden : int, default=64
+        Hidden width of the critics.
+    engineered_negatives : bool, default=True
+        Add the three engineered negatives to the global objective.
+    global_trains_local : bool, default=True
+        Let the global objective's gradients reach the local encoder (the
+        original detaches the site representations).
+    prior_matching : bool, default=False
+        Add adversarial prior matching against N(0, 1) (discriminators trained
+        through a gradient-reversal layer).
+    **encoder_options
+        Replace settings of the preset.
+    """
+
+    def __init__(
+        self,
+        n_site_features: int = 8,
+        n_pair_features: int = 1,
+        *,
+        preset: str = "dim",
+        projection_dim: int = 128,
+        critic_hidden: int = 64,
+        engineered_negatives: bool = True,
+        global_trains_local: bool = True,
+        prior_matching: bool = False,
+        **encoder_options,
+    ):
+        super().__init__()
+        config = encoder_config(preset, **encoder_options)
+        self.encoder = SiteNetEncoder(n_site_features, n_pair_features, **config)
+        local_dim, embedding_dim = self.encoder.local_dim, self.encoder.embedding_dim
+        self.local_logvar = nn.Linear(self.encoder.summary_dim, local_dim)
+        self.global_logvar = nn.Linear(self.encoder.post_pool.out_dim, embedding_dim)
+        self.local_critic = LocalCritic(local_dim, n_site_features, critic_hidden, projection_dim)
+        self.global_critic = GlobalCritic(embedding_dim, local_dim, critic_hidden, projection_dim)
+        self.engineered_negatives = engineered_negatives
+        self.global_trains_local = global_trains_local
+        self.prior_local = MLP(local_dim, [256], 1) if prior_matching else None
+        self.prior_global = MLP(embedding_dim, [256], 1) if prior_matching else None
+
+    def forward(self, **batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Embeddings (B, embedding_dim) and the critics' scores for DIMLoss."""
+        site_mask = batch["site_mask"]
+        sigma = derangement(len(site_mask), random=self.training, device=site_mask.device)
+        local, summary = self.encoder.encode_sites(**batch)
+        local_logvar = self.local_logvar(summary)
+        noisy_local = _sample(local, local_logvar, self.training)
+        global_input = local if self.global_trains_local else local.detach()
+        embedding, hidden = self.encoder.readout(global_input, site_mask)
+        global_logvar = self.global_logvar(hidden)
+        scores = {
+            "site_mask": site_mask,
+            "derangement": sigma,
+            "local_mean": local,
+            "local_logvar": local_logvar,
+            "global_mean": embedding,
+            "global_logvar": global_logvar,
+        }
+        scores.update(self._local_scores(batch, noisy_local, sigma))
+        negatives = None
+        if self.engineered_negatives:
+            with torch.no_grad():
+                corrupted = engineered_negatives(batch, sigma, random=self.training)
+                negatives = self.encoder.encode_sites(**corrupted)[0].unflatten(0, (3, -1))
+        noisy_embedding = _sample(embedding, global_logvar, self.training)
+        scores["global_scores"], engineered = self.global_critic(
+            noisy_embedding, global_input, negatives
+        )
+        if engineered is not None:
+            scores["global_engineered"] = engineered
+        if self.prior_local is not None:
+            fake_local = GradientReversal.apply(local[site_mask])
+            fake_global = GradientReversal.apply(embedding)
+            scores["prior_real"] = torch.cat(
+                [
+                    self.prior_local(torch.randn_like(fake_local)),
+                    self.prior_global(torch.randn_like(fake_global)),
+                ]
+            )
+            scores["prior_fake"] = torch.cat(
+                [self.prior_local(fake_local), self.prior_global(fake_global)]
+            )
+        return embedding, scores
+
+    def _local_scores(self, batch, local, sigma) -> dict[str, torch.Tensor]:
+        site_mask, pair_mask = batch["site_mask"], batch["pair_mask"]
+        encoder = self.encoder
+        sites = (batch["site_features"] - encoder.site_mean) / encoder.site_std
+        distances = batch["pair_features"][..., 0]
+        rows = partner_rows(site_mask, sigma)
+        fake_distances = take_rows(distances, sigma, rows)
+        fake_mask = site_mask[..., None] & take_rows(pair_mask, sigma, rows)
+        own, partner = (
+            (sites, batch["neighbor_site"]),
+            (sites[sigma], batch["neighbor_site"][sigma]),
+        )
+        critic = self.local_critic
+        true_weight = distance_weights(distances, pair_mask)
+        fake_weight = distance_weights(fake_distances, fake_mask)
+        return {
+            "local_pos": critic(local, *own, distances),
+            "local_pos_weight": true_weight,
+            "local_neg": torch.stack(
+                [
+                    critic(local, *partner, fake_distances),  # all fake
+                    critic(local, *own, fake_distances),  # fake distances
+                    critic(local, *partner, distances),  # fake identities
+                ]
+            ),
+            "local_neg_weight": torch.stack([fake_weight, fake_weight, true_weight]),
+        }
+
+
+def _sample(mean: torch.Tensor, logvar: torch.Tensor, training: bool) -> torch.Tensor:
+    """Reparameterized Gaussian sample in training, the mean otherwise."""
+    if not training:
+        return mean
+    return mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)

@@ -1,0 +1,212 @@
+"""SiteNetRegressor: Site-Net property regression, from scratch or fine-tuned."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import MultiOutputMixin
+from skorch import NeuralNetRegressor
+
+from skdim._supervised import SupervisedMixin
+from skdim.nn import SiteNet
+
+_LOSSES = {"mae": torch.nn.L1Loss, "mse": torch.nn.MSELoss, "huber": torch.nn.HuberLoss}
+
+
+class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
+    """Predict crystal properties with Site-Net, optionally from pretrained DIM weights.
+
+    Parameters
+    ----------
+    module : type, default=SiteNet
+        The torch module class (options through ``module__*``).
+    criterion : type or None, default=None
+        Loss class; None picks it from ``loss``.
+    pretrained : str, Path, fitted DIMPretrainer, FrozenEstimator or None, default=None
+        Initialize the encoder from this model (a directory written by
+        ``DIMPretrainer.save``, or a fitted estimator). The architecture and
+        featurization then come from it and its weights load strictly: a
+        mismatch raises an error. ``sklearn.clone`` (cross-validation, grid
+        search) returns an *unfitted* copy of an estimator parameter, so pass
+        a fitted pretrainer as ``FrozenEstimator(pretrainer)`` or a path.
+    freeze_encoder : bool, default=False
+        Train only the head (a linear probe when ``head_hidden=()``). For a
+        lower encoder learning rate instead, use
+        ``optimizer__param_groups=[("encoder.*", {"lr": 1e-4})]``.
+    preset : {"dim", "paper"}, default="dim"
+        Encoder architecture when training from scratch ("paper" is the full
+        supervised Site-Net, "dim" the compact DIM encoder).
+    head_hidden : tuple of int, default=(64,)
+        Hidden widths of the regression head.
+    output : {"identity", "softplus", "trelu"}, default="identity"
+        Output nonlinearity; "softplus" and "trelu" (transparent ReLU) give
+        non-negative predictions, e.g. for band gaps.
+    loss : {"mae", "mse", "huber"}, default="mae"
+        Training loss, on standardized targets.
+    standardize_targets : bool, default=True
+        Fit the head on (y - mean) / std (std only for non-negative outputs);
+        predictions are returned in the original units.
+    max_atoms, supercell, site_properties, pair_features, max_sites : default=None
+        Featurization (see :class:`DIMPretrainer`); None means the pretrained
+        model's setting, else 50, "cubic", the 8 Magpie properties,
+        ("distance",) and 500.
+    optimizer : type, default=torch.optim.AdamW
+    lr : float, default=1e-3
+    max_epochs : int, default=100
+    batch_pairs : int, default=32768
+        Budget of padded pairs per batch.
+    validation_fraction : float or None, default=None
+        Held-out fraction for ``valid_loss`` (and early stopping).
+    early_stopping : int or None, default=None
+        Patience (epochs) on ``valid_loss``; restores the best weights.
+    checkpoint_dir : str or None, default=None
+        Per-epoch checkpoints; a later fit resumes from them.
+    device : str, default="cpu"
+        "cpu", "cuda" or "auto".
+    precision : {"float32", "bfloat16", "float16"}, default="float32"
+    gradient_clip : float or None, default=1.0
+    random_state : int, RandomState or None, default=None
+    n_jobs : int, default=1
+        Processes for featurization.
+    verbose : int, default=1
+    callbacks : list or None, default=None
+    **kwargs
+        Other skorch parameters.
+
+    Attributes
+    ----------
+    module_ : SiteNet
+    n_outputs_ : int
+    featurization_ : dict
+
+    Examples
+    --------
+    >>> from skdim import SiteNetRegressor
+    >>> model = SiteNetRegressor(pretrained="dim_model", max_epochs=50)  # doctest: +SKIP
+    >>> model.fit(structures, formation_energy).predict(new_structures)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        module=SiteNet,
+        criterion=None,
+        *,
+        pretrained=None,
+        freeze_encoder: bool = False,
+        preset: str = "dim",
+        head_hidden: tuple[int, ...] = (64,),
+        output: str = "identity",
+        loss: str = "mae",
+        standardize_targets: bool = True,
+        max_atoms: int | None = None,
+        supercell: str | None = None,
+        site_properties: tuple[str, ...] | None = None,
+        pair_features: tuple[str, ...] | None = None,
+        max_sites: int | None = None,
+        optimizer=torch.optim.AdamW,
+        lr: float = 1e-3,
+        max_epochs: int = 100,
+        batch_pairs: int = 32768,
+        validation_fraction: float | None = None,
+        early_stopping: int | None = None,
+        checkpoint_dir: str | None = None,
+        device: str = "cpu",
+        precision: str = "float32",
+        gradient_clip: float | None = 1.0,
+        random_state=None,
+        n_jobs: int = 1,
+        verbose: int = 1,
+        callbacks=None,
+        **kwargs: Any,
+    ):
+        kwargs.setdefault("train_split", None)
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            device=device,
+            **kwargs,
+        )
+        self.pretrained = pretrained
+        self.freeze_encoder = freeze_encoder
+        self.preset = preset
+        self.head_hidden = head_hidden
+        self.output = output
+        self.loss = loss
+        self.standardize_targets = standardize_targets
+        self.max_atoms = max_atoms
+        self.supercell = supercell
+        self.site_properties = site_properties
+        self.pair_features = pair_features
+        self.max_sites = max_sites
+        self.batch_pairs = batch_pairs
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.checkpoint_dir = checkpoint_dir
+        self.precision = precision
+        self.gradient_clip = gradient_clip
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _output(self) -> str:
+        return self.output
+
+    def _encode_targets(self, y: Any, n: int) -> np.ndarray:
+        targets = super()._encode_targets(y, n)
+        self.n_outputs_ = targets.shape[1]
+        self.targets_1d_ = np.ndim(y) == 1
+        return targets
+
+    def _prepare_fit(self, dataset) -> None:
+        super()._prepare_fit(dataset)
+        y = dataset.y.astype(np.float64)
+        shift, scale = np.zeros(y.shape[1]), np.ones(y.shape[1])
+        if self.standardize_targets:
+            std = y.std(axis=0)
+            scale = np.where(std > 1e-8, std, 1.0)
+            if self.output == "identity":
+                shift = y.mean(axis=0)
+        self.target_scaling_ = (shift.astype(np.float32), scale.astype(np.float32))
+
+    def initialize_criterion(self):
+        """The loss class named by ``loss`` (unless ``criterion`` is given)."""
+        if self.criterion is not None:
+            return super().initialize_criterion()
+        if self.loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {list(_LOSSES)}, got {self.loss!r}")
+        kwargs = self.get_params_for("criterion")
+        self.criterion_ = _LOSSES[self.loss](**kwargs)
+        return self
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Loss on standardized targets."""
+        shift, scale = self.module_.target_shift, self.module_.target_scale
+        y_true = y_true.to(y_pred.device).view_as(y_pred)
+        return self.criterion_((y_pred - shift) / scale, (y_true - shift) / scale)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted targets, shape (n,) or (n, n_outputs) as y was in fit."""
+        predictions = self._forward_sorted(X, lambda batch: self.module_(**batch))
+        return predictions.ravel() if self.targets_1d_ else predictions
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Same as :meth:`predict` (kept for skorch compatibility), always 2-D."""
+        return self._forward_sorted(X, lambda batch: self.module_(**batch))
+
+    def _fitted_state(self) -> dict:
+        return {
+            **super()._fitted_state(),
+            "n_outputs": self.n_outputs_,
+            "targets_1d": self.targets_1d_,
+        }
+
+    def _restore_fitted(self, state: dict) -> None:
+        super()._restore_fitted(state)
+        self.n_outputs_ = int(state["n_outputs"])
+        self.targets_1d_ = bool(state["targets_1d"])
