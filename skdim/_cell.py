@@ -9,6 +9,8 @@ microseconds instead of milliseconds.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 #: Cartesian tolerance (Angstrom) for matching translated sites, as pymatgen.
@@ -33,7 +35,7 @@ def _sign(x):
     return (x > 0) - (x < 0)
 
 
-def niggli_reduce(lattice: np.ndarray, rel_eps: float = 1e-5) -> np.ndarray:
+def niggli_reduce(lattice: np.ndarray, rel_eps: float = 1e-9) -> np.ndarray:
     """Return the Niggli-reduced basis of a lattice (vectors as rows).
 
     Implements the epsilon-stable Krivy-Gruber algorithm (Grosse-Kunstleve,
@@ -41,9 +43,14 @@ def niggli_reduce(lattice: np.ndarray, rel_eps: float = 1e-5) -> np.ndarray:
     reduced cell is unique, so rotated or re-based copies of one lattice give
     the same cell parameters and the same supercell downstream. Plain Python
     floats: on 3-vectors they are several times faster than numpy calls.
+
+    ``rel_eps`` (relative to V^(2/3)) is small on purpose: only float noise
+    counts as a tie, while the near-ties of a slightly distorted lattice are
+    decided by the actual values, so that a rotated or re-based copy of the
+    lattice ends on the same basis rather than on another, almost equivalent one.
     """
     a, b, c = (list(map(float, v)) for v in lattice)
-    eps = rel_eps * abs(np.linalg.det(lattice)) ** (2 / 3)
+    eps = rel_eps * abs(_dot(_cross(a, b), c)) ** (2 / 3)
     for _ in range(1000):
         A, B, C = _dot(a, a), _dot(b, b), _dot(c, c)
         xi, eta, zeta = 2 * _dot(b, c), 2 * _dot(a, c), 2 * _dot(a, b)
@@ -144,17 +151,23 @@ def _translation_permutations(frac, groups, shifts, lattice, tol):
     for group in sorted(groups, key=len):
         members = frac[group]
         step = max(1, 2_000_000 // (3 * len(group) ** 2))
+        survivors = []
         for start in range(0, len(alive), step):
             chunk = alive[start : start + step]
             diff = members[None, :, None] + shifts[chunk, None, None] - members[None, None]
+            diff = diff.reshape(-1, 3)
             diff -= np.round(diff)
-            dist2 = ((diff @ lattice) ** 2).sum(axis=-1)
-            partner = dist2.argmin(axis=2)
-            hit = np.take_along_axis(dist2, partner[..., None], 2)[..., 0] < tol**2
-            perms[chunk[:, None], group[None, :]] = np.where(hit, group[partner], -1)
-        alive = alive[(perms[alive][:, group] >= 0).all(axis=1)]
-        if len(alive) == 0:
+            cart = diff @ lattice
+            dist2 = np.einsum("ij,ij->i", cart, cart).reshape(len(chunk), len(group), -1)
+            ok = (dist2.min(axis=2) < tol**2).all(axis=1)  # every member has a partner
+            if ok.any():
+                chunk = chunk[ok]
+                perms[chunk[:, None], group[None, :]] = group[dist2[ok].argmin(axis=2)]
+                survivors.append(chunk)
+        if not survivors:
+            alive = alive[:0]
             break
+        alive = np.concatenate(survivors)
     valid = np.zeros(len(shifts), bool)
     valid[alive] = True
     return valid, perms[valid]
@@ -162,7 +175,7 @@ def _translation_permutations(frac, groups, shifts, lattice, tol):
 
 def find_primitive(
     lattice: np.ndarray, frac: np.ndarray, keys: np.ndarray, tol: float = PRIMITIVE_TOLERANCE
-) -> tuple[np.ndarray, np.ndarray] | None:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Find a smaller cell that reproduces the crystal, if there is one.
 
     Parameters
@@ -178,15 +191,21 @@ def find_primitive(
 
     Returns
     -------
-    None when the cell is already primitive, else ``(basis, keep)``: the
-    primitive lattice as a 3x3 matrix of fractional rows of the input lattice,
-    and the indices of the input sites that form the primitive cell.
+    None when the cell is already primitive, else ``(basis, keep, kept_frac)``:
+    the primitive lattice as a 3x3 matrix of fractional rows of the input
+    lattice, the indices of the input sites that form the primitive cell, and
+    their fractional coordinates (input basis) averaged over the images that
+    the lattice translations map onto each of them.
     """
-    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-    if np.gcd.reduce(counts) == 1:
+    keys = np.asarray(keys)
+    if keys.min() < 0:
+        keys = np.unique(keys, return_inverse=True)[1].ravel()
+    counts = np.bincount(keys)
+    present = np.flatnonzero(counts)
+    if math.gcd(*counts[present].tolist()) == 1:
         return None
-    groups = [np.flatnonzero(inverse == g) for g in range(len(counts))]
-    anchor = groups[counts.argmin()]
+    groups = [np.flatnonzero(keys == k) for k in present.tolist()]
+    anchor = min(groups, key=len)  # the first smallest species group
     shifts = wrap(frac[anchor[1:]] - frac[anchor[0]])
     valid, perms = _translation_permutations(frac, groups, shifts, lattice, tol)
     if not valid.any():
@@ -196,28 +215,52 @@ def find_primitive(
     # snapping removes the noise that the matching tolerance lets through.
     shifts = np.round(shifts[valid] * n_cells) / n_cells
     basis = _shortest_basis(np.vstack([shifts, np.eye(3)]), lattice)
-    if basis is None or not np.isclose(abs(np.linalg.det(basis)), 1 / n_cells, rtol=1e-3):
+    if basis is None or not np.isclose(abs(_det_rows(basis.tolist())), 1 / n_cells, rtol=1e-3):
         raise ArithmeticError("inconsistent lattice translations")
     representative = np.minimum(np.arange(len(frac)), perms.min(axis=0))
     keep = np.flatnonzero(representative == np.arange(len(frac)))
     if len(keep) * n_cells != len(frac):
         raise ArithmeticError("sites do not split evenly over the primitive cells")
-    return basis, keep
+    # Average each kept site over its images (as pymatgen does), so that the
+    # result does not depend on which image comes first in the input.
+    offset = frac[perms[:, keep]] - shifts[:, None, :] - frac[keep]
+    offset -= np.round(offset)
+    return basis, keep, frac[keep] + offset.sum(axis=0) / n_cells
 
 
 def _shortest_basis(vectors: np.ndarray, lattice: np.ndarray) -> np.ndarray | None:
     """Three shortest linearly independent lattice vectors (fractional rows)."""
     candidates = (vectors[:, None, :] + _SHIFTS[None, :, :]).reshape(-1, 3)
-    lengths = np.linalg.norm(candidates @ lattice, axis=1)
+    cart = candidates @ lattice
+    lengths = np.linalg.norm(cart, axis=1)
     order = np.argsort(lengths, kind="stable")
-    chosen: list[np.ndarray] = []
-    for idx in order:
-        if lengths[idx] < 1e-6:
+    chosen: list[int] = []
+    for idx in order.tolist():
+        length = lengths[idx]
+        if length < 1e-6:
             continue
-        trial = np.array([*chosen, candidates[idx]])
-        if np.linalg.matrix_rank(trial @ lattice, tol=1e-6 * lengths[idx]) == len(trial):
-            chosen.append(candidates[idx])
-            if len(chosen) == 3:
-                basis = np.array(chosen)
-                return basis if np.linalg.det(basis) > 0 else -basis
+        v = cart[idx].tolist()
+        if chosen:  # independent of the chosen ones (exact lattice vectors: a loose test)
+            u = cart[chosen[0]].tolist()
+            cross = _cross(u, v)
+            scale = lengths[chosen[0]] * length
+            if len(chosen) == 1:
+                independent = _dot(cross, cross) ** 0.5 > 1e-6 * scale
+            else:
+                w = cart[chosen[1]].tolist()
+                independent = abs(_dot(cross, w)) > 1e-6 * scale * lengths[chosen[1]]
+            if not independent:
+                continue
+        chosen.append(idx)
+        if len(chosen) == 3:
+            basis = candidates[chosen]
+            return basis if _det_rows(basis.tolist()) > 0 else -basis
     return None
+
+
+def _cross(u, v):
+    return [u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]]
+
+
+def _det_rows(m):
+    return _dot(_cross(m[0], m[1]), m[2])

@@ -6,12 +6,20 @@ supercell of at most ``max_atoms`` atoms is chosen as in the original Site-Net,
 and only the P x J minimum-image pair features that the model reads are
 computed: P unique sites of the primitive cell against the J = P x n_images
 atoms of the supercell. No supercell ``Structure`` and no J x J matrix is built.
+
+Known limit: when a crystal has fewer symmetries than its lattice (merohedry,
+e.g. an R-3 crystal on a -3m lattice), a lattice symmetry that is no crystal
+symmetry can turn the (non-cubic) supercell, and which orientation is used
+then follows the basis of the input cell. The original Site-Net has the same
+limit. Rotating, translating or permuting the input sites does not change the
+result (tests/test_featurize.py checks all of these on real crystals).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -42,6 +50,8 @@ PAIR_FEATURES = ("distance", "coulomb")
 #: Two atoms closer than this (Angstrom) make a structure invalid.
 MIN_DISTANCE = 0.1
 _BOHR = 0.52917721067
+#: Entries of the supercell matrix this close above k + 1/2 round up.
+_HALF_TOL = 1e-6
 _IMAGES = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)])
 
 
@@ -99,13 +109,14 @@ def _read_structure(structure: Any, where: str, table: np.ndarray) -> _Cell:
     """Validate a structure and pull out plain arrays (input cell)."""
     if not isinstance(structure, IStructure):
         raise TypeError(f"{where} is a {type(structure).__name__}, not a pymatgen Structure")
-    if len(structure) == 0:
+    n_sites = len(structure)
+    if n_sites == 0:
         raise ValueError(f"{where} has no sites")
     lattice = np.array(structure.lattice.matrix, float)
     frac = np.array(structure.frac_coords, float)
-    if not (np.isfinite(lattice).all() and np.isfinite(frac).all()):
+    if not np.isfinite(lattice.sum() + frac.sum()):  # NaN and inf propagate
         raise ValueError(f"{where} has NaN or infinite lattice or coordinates")
-    if abs(np.linalg.det(lattice)) < 1e-3:
+    if abs(_det3(lattice)) < 1e-3:
         raise ValueError(f"{where} has a degenerate lattice (volume ~ 0)")
     site_of, numbers, weights = [], [], []
     for k, site in enumerate(structure):
@@ -116,46 +127,102 @@ def _read_structure(structure: Any, where: str, table: np.ndarray) -> _Cell:
             site_of.append(k)
             numbers.append(z)
             weights.append(occupancy)
+    if len(numbers) == n_sites:  # one species per site: weights do not matter
+        if min(weights) <= 0:
+            raise ValueError(f"{where} has a site with zero occupancy")
+        numbers = np.array(numbers)
+        return _Cell(lattice, wrap(frac), numbers, numbers.astype(float), table[numbers])
     site_of, numbers, weights = np.array(site_of), np.array(numbers), np.array(weights, float)
-    total = np.bincount(site_of, weights, minlength=len(structure))
+    total = np.bincount(site_of, weights, minlength=n_sites)
     if (total <= 0).any():
         raise ValueError(f"{where} has a site with zero occupancy")
     share = weights / total[site_of]
-    features = np.zeros((len(structure), table.shape[1]))
+    features = np.zeros((n_sites, table.shape[1]))
     np.add.at(features, site_of, share[:, None] * table[numbers])
-    if len(numbers) == len(structure):  # ordered: one species per site
-        majority = numbers
-    else:  # first species of largest occupancy on each site
-        order = np.lexsort((np.arange(len(numbers)), -weights, site_of))
-        first = np.r_[True, site_of[order][1:] != site_of[order][:-1]]
-        majority = numbers[order][first]
-    mean_z = np.bincount(site_of, share * numbers, minlength=len(structure))
+    # majority species: first species of largest occupancy on each site
+    order = np.lexsort((np.arange(len(numbers)), -weights, site_of))
+    first = np.r_[True, site_of[order][1:] != site_of[order][:-1]]
+    majority = numbers[order][first]
+    mean_z = np.bincount(site_of, share * numbers, minlength=n_sites)
     return _Cell(lattice, wrap(frac), majority, mean_z, features)
 
 
+def _det3(m: np.ndarray) -> float:
+    """Determinant of a 3x3 matrix in plain floats (np.linalg is slow on tiny arrays)."""
+    (a, b, c), (d, e, f), (g, h, i) = m.tolist()
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+
+
 def _check_min_distance(cell: _Cell, where: str) -> None:
-    diff = cell.frac[:, None] - cell.frac[None]
+    n_sites = len(cell.frac)
+    if n_sites == 1:
+        return
+    diff = (cell.frac[:, None] - cell.frac[None]).reshape(-1, 3)
     diff -= np.round(diff)
-    dist2 = ((diff @ cell.lattice) ** 2).sum(-1)
-    np.fill_diagonal(dist2, np.inf)
-    if dist2.min() < MIN_DISTANCE**2:
-        i, j = np.unravel_index(dist2.argmin(), dist2.shape)
+    cart = diff @ cell.lattice
+    dist2 = np.einsum("ij,ij->i", cart, cart)
+    dist2[:: n_sites + 1] = np.inf
+    k = int(dist2.argmin())
+    if dist2[k] < MIN_DISTANCE**2:
+        i, j = sorted(divmod(k, n_sites))
         raise ValueError(
-            f"{where}: sites {i} and {j} are {np.sqrt(dist2[i, j]):.3g} A apart "
-            f"(< {MIN_DISTANCE} A)"
+            f"{where}: sites {i} and {j} are {np.sqrt(dist2[k]):.3g} A apart (< {MIN_DISTANCE} A)"
+        )
+
+
+def _check_closest(distances: np.ndarray, n_images: int, where: str) -> None:
+    """Like :func:`_check_min_distance`, on the minimum-image distances of a cell."""
+    p = len(distances)
+    if p == 1:
+        return
+    closest = distances.reshape(p, p, n_images).min(axis=2) if n_images > 1 else distances.copy()
+    closest.flat[:: p + 1] = np.inf
+    k = int(closest.argmin())
+    if closest.flat[k] < MIN_DISTANCE:
+        i, j = sorted(divmod(k, p))
+        raise ValueError(
+            f"{where}: sites {i} and {j} are {closest.flat[k]:.3g} A apart (< {MIN_DISTANCE} A)"
         )
 
 
 def _reduce(cell: _Cell, lattice: np.ndarray, keep: np.ndarray | None = None) -> _Cell:
     """Express the (kept) sites of ``cell`` in another basis of its lattice."""
-    keep = np.arange(len(cell.frac)) if keep is None else keep
-    frac = wrap(cell.frac[keep] @ cell.lattice @ np.linalg.inv(lattice))
+    change = cell.lattice @ _inv3(lattice)
+    if keep is None:
+        return cell._replace(lattice=lattice, frac=wrap(cell.frac @ change))
+    frac = wrap(cell.frac[keep] @ change)
     return _Cell(lattice, frac, cell.numbers[keep], cell.mean_z[keep], cell.site_features[keep])
+
+
+def _inv3(m: np.ndarray) -> np.ndarray:
+    """Inverse of a 3x3 matrix in plain floats."""
+    (a, b, c), (d, e, f), (g, h, i) = m.tolist()
+    co = (e * i - f * h, f * g - d * i, d * h - e * g)
+    det = a * co[0] + b * co[1] + c * co[2]
+    return (
+        np.array(
+            [
+                [co[0], c * h - b * i, b * f - c * e],
+                [co[1], a * i - c * g, c * d - a * f],
+                [co[2], b * g - a * h, a * e - b * d],
+            ]
+        )
+        / det
+    )
 
 
 def _to_primitive(cell: _Cell) -> _Cell:
     """Primitive, Niggli-reduced cell."""
-    cell = _reduce(cell, niggli_reduce(cell.lattice))
+    return _primitive_of(_reduce(cell, niggli_reduce(cell.lattice)))
+
+
+def _primitive_of(cell: _Cell, where: str | None = None) -> _Cell:
+    """Primitive, Niggli-reduced cell of a Niggli-reduced cell.
+
+    Returns ``cell`` itself when it is already primitive. With ``where``, a
+    cell that is reduced is first checked for sites that are too close
+    (an unreduced one is checked on its final distances, which is cheaper).
+    """
     if (cell.mean_z == cell.numbers).all():  # ordered: species = element
         keys = cell.numbers
     else:
@@ -164,8 +231,13 @@ def _to_primitive(cell: _Cell) -> _Cell:
     found = find_primitive(cell.lattice, cell.frac, keys)
     if found is None:
         return cell
-    basis, keep = found
-    return _reduce(cell, niggli_reduce(basis @ cell.lattice), keep)
+    if where is not None:
+        _check_min_distance(cell, where)
+    basis, keep, frac = found
+    cell = _Cell(
+        cell.lattice, frac, cell.numbers[keep], cell.mean_z[keep], cell.site_features[keep]
+    )
+    return _reduce(cell, niggli_reduce(basis @ cell.lattice))
 
 
 def primitive_cell(
@@ -223,7 +295,10 @@ def cubic_supercell_matrix(lattice: np.ndarray, n_sites: int, max_atoms: int) ->
         ):
             break
         counts[axis] += 1
-    return np.round(np.array(counts)[:, None] * shear).astype(int)
+    # Round half up, with a tolerance: on symmetric lattices n * shear lands on
+    # k + 1/2 exactly, and plain rounding would let float noise pick the
+    # supercell (so a rotated copy of the crystal could get another one).
+    return np.floor(np.array(counts)[:, None] * shear + (0.5 + _HALF_TOL)).astype(int)
 
 
 def _orthogonal_shear(lattice: np.ndarray) -> tuple[np.ndarray, list[float]]:
@@ -251,34 +326,40 @@ def _dot(u: list[float], v: list[float]) -> float:
 
 def _image_offsets(matrix: np.ndarray) -> np.ndarray:
     """Integer cell offsets of the images in the supercell, shape (n_images, 3)."""
-    n = np.diag(matrix)
-    grid = np.indices(n).reshape(3, -1).T
-    return grid.astype(float)
+    return _offset_grid(int(matrix[0, 0]), int(matrix[1, 1]), int(matrix[2, 2]))
+
+
+@lru_cache(maxsize=256)
+def _offset_grid(n1: int, n2: int, n3: int) -> np.ndarray:
+    grid = np.indices((n1, n2, n3)).reshape(3, -1).T.astype(float)
+    grid.flags.writeable = False
+    return grid
 
 
 def _distances(cell: _Cell, matrix: np.ndarray) -> np.ndarray:
     """Minimum-image distances (P, P * n_images) under the supercell's periodicity.
 
-    Pair vectors are wrapped into the LLL-reduced supercell; a wrapped vector
-    shorter than half the shortest supercell translation is already the
-    minimum image, and only the others are compared with their 26 neighbours.
+    Column ``j = s * n_images + t`` is image t of unit-cell site s. Pair
+    vectors are wrapped into the LLL-reduced supercell and compared with their
+    26 neighbouring images, as pymatgen does. Arrays are laid out so that the
+    minimum over images runs across rows (fast in numpy), not along short rows.
     """
     p = len(cell.frac)
-    offsets = _image_offsets(matrix)
-    delta = cell.frac[None, :, None, :] - cell.frac[:, None, None, :] + offsets[None, None]
     super_lattice = lll_reduce(matrix @ cell.lattice)
-    frac = delta.reshape(p, -1, 3) @ (cell.lattice @ np.linalg.inv(super_lattice))
-    cart = (frac - np.round(frac)) @ super_lattice
-    dist2 = np.einsum("ijk,ijk->ij", cart, cart)
-    # Gram-Schmidt lengths bound the shortest lattice vector from below.
-    _, r = np.linalg.qr(super_lattice.T)
-    far = dist2 > (np.abs(np.diag(r)).min() / 2) ** 2
-    if far.any():
-        far_cart = cart[far]
-        images = _IMAGES @ super_lattice
-        candidates = dist2[far][:, None] + 2 * far_cart @ images.T + (images**2).sum(-1)[None]
-        dist2[far] = candidates.min(axis=1)
-    return np.sqrt(np.maximum(dist2, 0.0))
+    to_super = cell.lattice @ _inv3(super_lattice)  # unit-cell -> supercell fractions
+    sites = cell.frac @ to_super
+    targets = (sites[:, None, :] + _image_offsets(matrix) @ to_super).reshape(-1, 3)
+    diff = (targets[None, :, :] - sites[:, None, :]).reshape(-1, 3)
+    diff -= np.round(diff)
+    cart = diff @ super_lattice
+    images = _IMAGES @ super_lattice
+    # |v + I|^2 = |v|^2 + 2 v.I + |I|^2, minimised over the 27 images I (I = 0 included)
+    shifts = (2.0 * images) @ cart.T
+    shifts += np.einsum("ij,ij->i", images, images)[:, None]
+    dist2 = np.einsum("ij,ij->i", cart, cart)
+    dist2 += shifts.min(axis=0)
+    np.maximum(dist2, 0.0, out=dist2)
+    return np.sqrt(dist2, out=dist2).reshape(p, -1)
 
 
 def _coulomb(cell: _Cell, distances: np.ndarray, n_images: int) -> np.ndarray:
@@ -301,11 +382,12 @@ def _featurize_one(
     pair_features: tuple[str, ...],
     max_sites: int | None,
 ) -> SiteNetInput:
-    cell = _read_structure(structure, where, property_table(site_properties))
-    _check_min_distance(cell, where)
+    niggli = _read_structure(structure, where, property_table(site_properties))
+    niggli = _reduce(niggli, niggli_reduce(niggli.lattice))
     try:
-        cell = _to_primitive(cell)
+        cell = _primitive_of(niggli, where)
     except ArithmeticError:  # inconsistent translations: let pymatgen decide
+        _check_min_distance(niggli, where)
         primitive = structure.get_primitive_structure()
         cell = _reduce(
             _read_structure(primitive, where, property_table(site_properties)),
@@ -313,20 +395,25 @@ def _featurize_one(
         )
     p = len(cell.frac)
     if max_sites is not None and p > max_sites:
+        if cell is niggli:
+            _check_min_distance(cell, where)
         raise ValueError(f"{where}: primitive cell has {p} sites > max_sites={max_sites}")
     if supercell == "cubic":
         matrix = cubic_supercell_matrix(cell.lattice, p, max_atoms)
     else:
         matrix = np.eye(3, dtype=int)
-    n_images = int(round(abs(np.linalg.det(matrix))))
+    n_images = int(matrix[0, 0] * matrix[1, 1] * matrix[2, 2])  # upper triangular
     distances = _distances(cell, matrix)
-    channels = [distances]
+    if cell is niggli:  # not checked yet; sites are in input order
+        _check_closest(distances, n_images, where)
     if "coulomb" in pair_features:
-        channels.append(_coulomb(cell, distances, n_images))
+        pairs = np.stack([distances, _coulomb(cell, distances, n_images)], axis=-1)
+    else:
+        pairs = distances[:, :, None]
     arrays = SiteNetInput(
         atomic_numbers=cell.numbers.astype(np.int64),
         site_features=cell.site_features.astype(np.float32),
-        pair_features=np.stack(channels, axis=-1).astype(np.float32),
+        pair_features=pairs.astype(np.float32),
         neighbor_site=np.repeat(np.arange(p), n_images),
         n_images=n_images,
     )
@@ -410,8 +497,8 @@ def featurize_structure(
     >>> nacl = Structure.from_spacegroup(
     ...     "Fm-3m", Lattice.cubic(5.69), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     >>> x = featurize_structure(nacl, max_atoms=50)
-    >>> x.n_sites, x.n_neighbors, x.site_features.shape
-    (2, 50, (2, 8))
+    >>> x.n_sites, x.n_images, x.n_neighbors, x.site_features.shape
+    (2, 18, 36, (2, 8))
     """
     params = _check_params(max_atoms, supercell, site_properties, pair_features, max_sites)
     return _featurize_one(structure, "structure", **params)

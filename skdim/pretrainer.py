@@ -55,9 +55,12 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
     engineered_negatives : bool, default=True
         Use the wrong-composition, wrong-geometry and shuffled-neighbour
         negatives in the global objective.
-    global_trains_local : bool, default=True
-        Let the global objective train the local encoder (the original
-        detaches it; see the user guide for the comparison).
+    global_trains_local : bool, default=False
+        Let the global objective train the local encoder. Off by default, as
+        in the original: in our comparison on the demo set (docs, "Design
+        choices") letting it through collapsed the local representations
+        (local MI estimate 0.05 vs 0.19 nats) and gave worse embeddings for
+        both formation energy and band gap.
     optimizer : type, default=torch.optim.AdamW
     lr : float, default=1e-3
     max_epochs : int, default=20
@@ -140,7 +143,7 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         prior_weight: float = 0.0,
         mi_estimator: str = "jsd",
         engineered_negatives: bool = True,
-        global_trains_local: bool = True,
+        global_trains_local: bool = False,
         optimizer=torch.optim.AdamW,
         lr: float = 1e-3,
         max_epochs: int = 20,

@@ -66,3 +66,31 @@ def toy_structures(nacl) -> list[Structure]:
         "Fm-3m", Lattice.cubic(4.61), ["Li", "O"], [[0.25, 0.25, 0.25], [0, 0, 0]]
     )
     return [nacl, cscl, si, zno, li2o]
+
+
+#: Small, fast settings shared by estimator tests.
+FAST = {"max_epochs": 2, "batch_pairs": 8000, "verbose": 0, "random_state": 0}
+
+
+@pytest.fixture(scope="session")
+def small(mp100):
+    """40 small real structures (<= 20 sites) with formation energies and gaps."""
+    structures, labels = mp100
+    keep = [i for i, s in enumerate(structures) if len(s) <= 20][:40]
+    return structures.iloc[keep], labels.iloc[keep]
+
+
+@pytest.fixture(scope="session")
+def fitted_pretrainer(small):
+    from skdim import DIMPretrainer
+
+    structures, _ = small
+    return DIMPretrainer(**FAST).fit(structures)
+
+
+@pytest.fixture(scope="session")
+def fitted_regressor(small):
+    from skdim import SiteNetRegressor
+
+    structures, labels = small
+    return SiteNetRegressor(**FAST).fit(structures, labels["e_form_per_atom"])

@@ -66,7 +66,8 @@ class SiteAttention(nn.Module):
         pairs: torch.Tensor,
         neighbor_site: torch.Tensor,
         pair_mask: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        update_pairs: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Update site and bond features.
 
         Parameters
@@ -76,6 +77,8 @@ class SiteAttention(nn.Module):
         neighbor_site : long tensor of shape (B, J)
         pair_mask : bool tensor of shape (B, P, J)
             True for bonds that may be attended to.
+        update_pairs : bool, default=True
+            Compute the new bond features (the last block can skip them).
 
         Returns
         -------
@@ -84,11 +87,14 @@ class SiteAttention(nn.Module):
         weights : tensor of shape (B, P, J, n_heads)
             Attention weights (0 on masked bonds).
         """
-        hidden = self.first(sites, pairs, neighbor_site)
-        logit_in, value_in, pair_out = (
+        widths = self.widths if update_pairs else self.widths[:2]
+        hidden = self.first(sites, pairs, neighbor_site, n_out=sum(widths))
+        outputs = [
             norm(nn.functional.mish(h))
-            for norm, h in zip(self.first_norms, hidden.split(self.widths, dim=-1))
-        )
+            for norm, h in zip(self.first_norms, hidden.split(widths, dim=-1))
+        ]
+        logit_in, value_in = outputs[:2]
+        pair_out = outputs[2] if update_pairs else None
         weights = masked_softmax(self.logits(logit_in), pair_mask[..., None], dim=2)
         values = self.values(value_in).unflatten(-1, (self.n_heads, self.head_dim))
         pooled = torch.einsum("bpjh,bpjhd->bphd", weights.to(values.dtype), values)

@@ -180,6 +180,7 @@ class SiteNetEncoder(nn.Module):
         site_mask: torch.Tensor,
         pair_mask: torch.Tensor,
         atomic_numbers: torch.Tensor | None = None,
+        pair_embedding: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-site representations.
 
@@ -192,6 +193,9 @@ class SiteNetEncoder(nn.Module):
         pair_mask : bool tensor of shape (B, P, J)
         atomic_numbers : long tensor of shape (B, P), optional
             Needed when ``element_embedding_dim > 0``.
+        pair_embedding : tensor of shape (B, P, J, pair_dim), optional
+            Output of :meth:`embed_pairs` for these pair features, if already
+            computed.
 
         Returns
         -------
@@ -204,16 +208,21 @@ class SiteNetEncoder(nn.Module):
         if self.element_embedding is not None:
             x = torch.cat([x, self.element_embedding(atomic_numbers)], dim=-1)
         sites = self.site_in(x)
-        pairs = self.pair_in((pair_features - self.pair_mean) / self.pair_std)
+        pairs = self.embed_pairs(pair_features) if pair_embedding is None else pair_embedding
         if self.distance_cutoff is not None:
             pair_mask = pair_mask & (pair_features[..., 0] <= self.distance_cutoff)
         outputs = []
-        for block in self.blocks:
-            sites, pairs, _ = block(sites, pairs, neighbor_site, pair_mask)
+        for k, block in enumerate(self.blocks):
+            last = k == len(self.blocks) - 1
+            sites, pairs, _ = block(sites, pairs, neighbor_site, pair_mask, update_pairs=not last)
             outputs.append(sites)
         summary = torch.cat(outputs, dim=-1)
         local = self.bottleneck(summary) if self.bottleneck is not None else summary
         return local * site_mask[..., None], summary
+
+    def embed_pairs(self, pair_features: torch.Tensor) -> torch.Tensor:
+        """Standardized, embedded pair features (B, P, J, pair_dim) of the first block."""
+        return self.pair_in((pair_features - self.pair_mean) / self.pair_std)
 
     def readout(
         self, local: torch.Tensor, site_mask: torch.Tensor

@@ -61,7 +61,9 @@ def engineered_negatives(
     composition["site_features"] = take_rows(batch["site_features"], sigma, rows)
     composition["atomic_numbers"] = take_rows(batch["atomic_numbers"], sigma, rows)
     geometry = dict(batch)
-    geometry["pair_features"] = take_rows(batch["pair_features"], sigma, rows)
+    for key in ("pair_features", "pair_embedding"):
+        if key in batch:
+            geometry[key] = take_rows(batch[key], sigma, rows)
     geometry["pair_mask"] = site_mask[..., None] & take_rows(pair_mask, sigma, rows)
     shuffled = dict(batch)
     valid = pair_mask[:, 0]  # (B, J): real supercell atoms
@@ -114,28 +116,54 @@ class LocalCritic(nn.Module):
         self,
         local: torch.Tensor,
         site_inputs: torch.Tensor,
-        neighbor_site: torch.Tensor,
+        neighbors: torch.Tensor,
         distances: torch.Tensor,
     ) -> torch.Tensor:
-        """Scores (B, P, J) of site i against neighbour j.
+        """Scores (B, P, K) of site i against its neighbours k.
 
         Parameters
         ----------
         local : tensor of shape (B, P, local_dim)
-        site_inputs : tensor of shape (B, P, F)
+        site_inputs : tensor of shape (B, P', F)
             Features of the crystal whose atoms the neighbours are.
-        neighbor_site : long tensor of shape (B, J)
-            Unit-cell site of every neighbour (into ``site_inputs``).
-        distances : tensor of shape (B, P, J)
+        neighbors : long tensor of shape (B, J) or (B, P, K)
+            Unit-cell site (row of ``site_inputs``) of every neighbour: the
+            same for all sites (B, J), or per site (B, P, K).
+        distances : tensor of shape (B, P, K)
         """
         query = self.query(local)  # (B, P, D)
         folded = query @ self.key_out.weight  # (B, P, hidden)
         bias = query @ self.key_out.bias  # (B, P)
-        neighbors = gather_sites(self.key_site(site_inputs), neighbor_site)  # (B, J, h)
-        hidden = nn.functional.mish(
-            neighbors[:, None] + self.key_distance(distances[..., None])
-        )  # (B, P, J, hidden)
+        keys = self.key_site(site_inputs)  # (B, P', hidden)
+        if neighbors.dim() == 2:
+            identity = gather_sites(keys, neighbors)[:, None]  # (B, 1, J, hidden)
+        else:
+            identity = gather_sites(keys, neighbors.flatten(1)).view(*neighbors.shape, -1)
+        hidden = nn.functional.mish(identity + self.key_distance(distances[..., None]))
         return torch.einsum("bpjh,bph->bpj", hidden, folded) + bias[..., None]
+
+
+def sample_neighbors(weights: torch.Tensor, n_samples: int) -> torch.Tensor:
+    """Draw ``n_samples`` neighbour columns per site with probability ``weights``.
+
+    Importance sampling of the distance-weighted local objective: the mean of
+    a term over the drawn columns estimates its weighted sum over all
+    neighbours without bias, at n_samples / J of the cost.
+
+    Parameters
+    ----------
+    weights : tensor of shape (B, P, J)
+        Normalized weights (rows of padding sites may be all zero).
+
+    Returns
+    -------
+    long tensor of shape (B, P, n_samples)
+    """
+    flat = weights.flatten(0, 1)
+    empty = flat.sum(-1, keepdim=True) <= 0
+    flat = torch.where(empty, torch.ones_like(flat), flat)
+    drawn = torch.multinomial(flat, n_samples, replacement=True)
+    return drawn.view(*weights.shape[:2], n_samples)
 
 
 def distance_weights(distances: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -56,7 +56,11 @@ class PairwiseLinear(nn.Module):
         self.pair = nn.Linear(pair_dim, out_dim, bias=False)
 
     def forward(
-        self, sites: torch.Tensor, pairs: torch.Tensor, neighbor_site: torch.Tensor
+        self,
+        sites: torch.Tensor,
+        pairs: torch.Tensor,
+        neighbor_site: torch.Tensor,
+        n_out: int | None = None,
     ) -> torch.Tensor:
         """Project bonds.
 
@@ -65,13 +69,17 @@ class PairwiseLinear(nn.Module):
         sites : tensor of shape (B, P, site_dim)
         pairs : tensor of shape (B, P, J, pair_dim)
         neighbor_site : long tensor of shape (B, J)
+        n_out : int, optional
+            Compute only the first ``n_out`` outputs.
 
         Returns
         -------
-        tensor of shape (B, P, J, out_dim)
+        tensor of shape (B, P, J, n_out or out_dim)
         """
-        neighbors = gather_sites(self.neighbor(sites), neighbor_site)  # (B, J, out)
-        return self.center(sites)[:, :, None] + neighbors[:, None] + self.pair(pairs)
+        n = self.center.out_features if n_out is None else n_out
+        center = nn.functional.linear(sites, self.center.weight[:n], self.center.bias[:n])
+        neighbors = gather_sites(sites @ self.neighbor.weight[:n].T, neighbor_site)  # (B, J, n)
+        return center[:, :, None] + neighbors[:, None] + pairs @ self.pair.weight[:n].T
 
 
 def gather_sites(sites: torch.Tensor, neighbor_site: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,173 @@
+"""Command line: ``skdim pretrain | embed | fit | predict`` (also ``python -m skdim``).
+
+DATA is a CSV file with a CIF text column (``--structure-col``, default
+"cif") or a folder of CIF/POSCAR files, optionally with a CGCNN-style
+``id_prop.csv`` (id, target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from skdim.datasets import load_structure_folder, load_structures_csv
+
+
+def _load(path: str, structure_col: str, target: str | None, n_jobs: int):
+    """Structures (Series indexed by id) and targets (Series or None)."""
+    data = Path(path)
+    if data.is_dir():
+        id_prop = "id_prop.csv" if (data / "id_prop.csv").is_file() else None
+        structures, targets = load_structure_folder(data, id_prop, n_jobs=n_jobs, progress=True)
+        return structures, targets
+    if not data.is_file():
+        raise FileNotFoundError(f"{path} is neither a file nor a folder")
+    structures, labels = load_structures_csv(
+        data, structure_col, target, n_jobs=n_jobs, progress=True
+    )
+    return structures, labels if target is not None else None
+
+
+def _training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
+    parser.add_argument("--max-epochs", type=int, default=epochs)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-pairs", type=int, default=32768)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument(
+        "--precision", default="float32", choices=["float32", "bfloat16", "float16"]
+    )
+    parser.add_argument("--random-state", type=int, default=0)
+    parser.add_argument("--checkpoint-dir", default=None, help="resume an interrupted run")
+    parser.add_argument("--validation-fraction", type=float, default=None)
+    parser.add_argument("--early-stopping", type=int, default=None, help="patience (epochs)")
+
+
+def _common(args: argparse.Namespace) -> dict:
+    return {
+        "max_epochs": args.max_epochs,
+        "lr": args.lr,
+        "batch_pairs": args.batch_pairs,
+        "device": args.device,
+        "precision": args.precision,
+        "random_state": args.random_state,
+        "checkpoint_dir": args.checkpoint_dir,
+        "validation_fraction": args.validation_fraction,
+        "early_stopping": args.early_stopping,
+        "n_jobs": args.n_jobs,
+        "verbose": 2,
+    }
+
+
+def _pretrain(args: argparse.Namespace) -> None:
+    from skdim import DIMPretrainer
+
+    structures, _ = _load(args.data, args.structure_col, None, args.n_jobs)
+    options = _common(args)
+    if options["validation_fraction"] is None:
+        options["validation_fraction"] = 0.1
+    model = DIMPretrainer(max_atoms=args.max_atoms, **options).fit(structures)
+    model.save(args.out)
+    print(f"saved DIM pretrainer to {args.out}")
+
+
+def _embed(args: argparse.Namespace) -> None:
+    from skdim import DIMPretrainer
+
+    model = DIMPretrainer.load(args.model, device=args.device)
+    structures, _ = _load(args.data, args.structure_col, None, args.n_jobs)
+    table = pd.DataFrame(
+        model.transform(structures), index=structures.index, columns=model.get_feature_names_out()
+    )
+    table.to_csv(args.out)
+    print(f"wrote {table.shape[0]} embeddings of width {table.shape[1]} to {args.out}")
+
+
+def _fit(args: argparse.Namespace) -> None:
+    from skdim import SiteNetRegressor
+
+    structures, targets = _load(args.data, args.structure_col, args.target, args.n_jobs)
+    if targets is None:
+        raise ValueError("no targets: pass --target COLUMN (CSV) or use a folder with id_prop.csv")
+    model = SiteNetRegressor(
+        pretrained=args.pretrained,
+        loss=args.loss,
+        output=args.output,
+        max_atoms=args.max_atoms,
+        **_common(args),
+    ).fit(structures, targets)
+    model.save(args.out)
+    print(f"saved regressor to {args.out}")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from skdim import SiteNetRegressor
+
+    model = SiteNetRegressor.load(args.model, device=args.device)
+    structures, _ = _load(args.data, args.structure_col, None, args.n_jobs)
+    predictions = model.predict(structures)
+    frame = pd.DataFrame(predictions.reshape(len(structures), -1), index=structures.index)
+    frame.columns = ["prediction"] if frame.shape[1] == 1 else [f"prediction{i}" for i in frame]
+    frame.to_csv(args.out)
+    print(f"wrote {len(frame)} predictions to {args.out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``skdim`` command."""
+    parser = argparse.ArgumentParser(prog="skdim", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    pretrain = command("pretrain", _pretrain, "pretrain a DIM encoder without labels")
+    pretrain.add_argument("data")
+    pretrain.add_argument("--out", required=True, help="output model directory")
+    pretrain.add_argument("--max-atoms", type=int, default=50)
+    _training_options(pretrain, epochs=20)
+
+    embed = command("embed", _embed, "write DIM embeddings to a CSV file")
+    embed.add_argument("model")
+    embed.add_argument("data")
+    embed.add_argument("--out", required=True)
+    embed.add_argument("--device", default=None)
+
+    fit = command("fit", _fit, "train a SiteNetRegressor (optionally from a pretrained model)")
+    fit.add_argument("data")
+    fit.add_argument("--target", default=None, help="label column of a CSV file")
+    fit.add_argument("--out", required=True, help="output model directory")
+    fit.add_argument("--pretrained", default=None, help="directory of a saved DIM model")
+    fit.add_argument("--loss", default="mae", choices=["mae", "mse", "huber"])
+    fit.add_argument("--output", default="identity", choices=["identity", "softplus", "trelu"])
+    fit.add_argument("--max-atoms", type=int, default=None)
+    _training_options(fit, epochs=100)
+
+    predict = command("predict", _predict, "predict with a saved SiteNetRegressor")
+    predict.add_argument("model")
+    predict.add_argument("data")
+    predict.add_argument("--out", required=True)
+    predict.add_argument("--device", default=None)
+
+    for sub in (pretrain, embed, fit, predict):
+        sub.add_argument("--structure-col", default="cif", help="CIF column of a CSV file")
+        sub.add_argument("--n-jobs", type=int, default=1, help="processes for parsing/featurizing")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (FileNotFoundError, ValueError, TypeError, KeyError) as error:
+        print(f"skdim {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""matminer adapter: DIM embeddings as a ``BaseFeaturizer``.
+
+Not imported by ``skdim/__init__``; use ``from skdim.matminer import DIMFeaturizer``.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matminer.featurizers.base import BaseFeaturizer
+
+from skdim.featurize import featurize
+from skdim.pretrainer import DIMPretrainer
+
+
+class DIMFeaturizer(BaseFeaturizer):
+    """Crystal embeddings of a pretrained Site-Net DIM encoder, for matminer.
+
+    ``featurize_many`` and ``featurize_dataframe`` featurize every structure
+    once and run the network on batches (not one forward pass per row).
+    ``n_jobs`` is always 1: matminer's process pool would copy the model into
+    every worker and cannot fork after CUDA is initialized; the batched
+    inference is faster anyway.
+
+    Parameters
+    ----------
+    pretrained : str, fitted DIMPretrainer, FrozenEstimator or None, default=None
+        A directory written by ``DIMPretrainer.save`` or a fitted pretrainer.
+        With None, :meth:`fit` pretrains a ``DIMPretrainer(**pretrainer_params)``
+        on the structures it is given (self-supervised: no labels).
+    device : str or None, default=None
+        Device for inference with a saved model (None: the saved device, or
+        CPU without a GPU).
+    pretrainer_params : dict or None, default=None
+        Parameters of the DIMPretrainer trained by :meth:`fit`.
+
+    Examples
+    --------
+    >>> from skdim.matminer import DIMFeaturizer
+    >>> df = DIMFeaturizer("dim_model").featurize_dataframe(df, "structure")  # doctest: +SKIP
+    """
+
+    def __init__(self, pretrained=None, device: str | None = None, pretrainer_params=None):
+        self.pretrained = pretrained
+        self.device = device
+        self.pretrainer_params = pretrainer_params
+
+    @property
+    def n_jobs(self) -> int:
+        """Always 1 (inference is batched in the main process)."""
+        return 1
+
+    def set_n_jobs(self, n_jobs: int) -> None:
+        """Ignored: this featurizer never uses a process pool (see class docs)."""
+
+    def fit(self, X: Any, y: Any = None, **fit_kwargs: Any) -> DIMFeaturizer:
+        """Load the pretrained model, or pretrain one on X without labels."""
+        if self.pretrained is None:
+            structures = _entries(X)
+            params = {"verbose": 0, **(self.pretrainer_params or {})}
+            self.pretrainer_ = DIMPretrainer(**params).fit(structures)
+        else:
+            self.pretrainer_ = self._load()
+        return self
+
+    def _load(self) -> DIMPretrainer:
+        model = getattr(self.pretrained, "estimator", self.pretrained)
+        if isinstance(model, DIMPretrainer):
+            model.check_is_fitted()
+            return model
+        return DIMPretrainer.load(self.pretrained, device=self.device)
+
+    def _model(self) -> DIMPretrainer:
+        if getattr(self, "pretrainer_", None) is None:
+            if self.pretrained is None:
+                raise ValueError("no pretrained model: pass pretrained=... or call fit first")
+            self.pretrainer_ = self._load()
+        return self.pretrainer_
+
+    def featurize(self, structure) -> list[float]:
+        """Embedding of one structure."""
+        return self.featurize_many([structure], pbar=False)[0]
+
+    def featurize_many(
+        self, entries, ignore_errors: bool = False, return_errors: bool = False, pbar=True
+    ) -> list[list]:
+        """Embeddings of many structures, computed in batches.
+
+        Parameters
+        ----------
+        entries : list, Series, array or DataFrame of structures (or 1-tuples)
+        ignore_errors : bool, default=False
+            Give a row of NaN for a structure that cannot be featurized
+            instead of raising.
+        return_errors : bool, default=False
+            Append the error message to each row (needs ``ignore_errors``).
+        pbar : bool or dict, default=True
+            Progress bar for featurization.
+
+        Returns
+        -------
+        list of lists
+        """
+        if return_errors and not ignore_errors:
+            raise ValueError("Please set ignore_errors to True to use return_errors")
+        structures = _entries(entries)
+        if not structures:
+            return []
+        model = self._model()
+        inputs = featurize(
+            structures,
+            progress=bool(pbar),
+            on_error="skip" if ignore_errors else "raise",
+            **model.featurization_,
+        )
+        errors = [""] * len(structures)
+        for i, x in enumerate(inputs):
+            if x is None:
+                errors[i] = _error_of(structures[i], model.featurization_)
+        valid = [i for i, x in enumerate(inputs) if x is not None]
+        width = len(self.feature_labels())
+        rows = np.full((len(structures), width), np.nan)
+        if valid:
+            rows[valid] = model.transform([inputs[i] for i in valid])
+        result = rows.tolist()
+        if return_errors:
+            result = [row + [error] for row, error in zip(result, errors)]
+        return result
+
+    def transform(self, X) -> np.ndarray:
+        """Embeddings as a float32 array (n, d); errors give NaN rows."""
+        return np.asarray(self.featurize_many(X, ignore_errors=True, pbar=False), np.float32)
+
+    def feature_labels(self) -> list[str]:
+        """``skdim_dim0`` ... one label per embedding dimension."""
+        return [f"skdim_{name}" for name in self._model().get_feature_names_out()]
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Same as :meth:`feature_labels`."""
+        return np.array(self.feature_labels(), dtype=object)
+
+    def citations(self) -> list[str]:
+        """BibTeX of Site-Net, Deep InfoMax for materials, and matbench."""
+        return [
+            "@article{moran2023sitenet, title={Site-Net: using global self-attention and "
+            "real-space supercells to capture long-range interactions in crystal structures}, "
+            "author={Moran, Michael and Gaultois, Michael W and Gusev, Vladimir V and "
+            "Rosseinsky, Matthew J}, journal={Digital Discovery}, volume={2}, "
+            "pages={1297--1310}, year={2023}, doi={10.1039/D3DD00005B}}",
+            "@article{moran2025dim, title={Establishing Deep InfoMax as an effective "
+            "self-supervised learning methodology in materials informatics}, author={Moran, "
+            "Michael and Gaultois, Michael W and Gusev, Vladimir V and Antypov, Dmytro and "
+            "Rosseinsky, Matthew J}, journal={Digital Discovery}, year={2025}, "
+            "doi={10.1039/D4DD00202D}}",
+            "@article{dunn2020matbench, title={Benchmarking materials property prediction "
+            "methods: the Matbench test set and Automatminer reference algorithm}, "
+            "author={Dunn, Alexander and Wang, Qi and Ganose, Alex and Dopp, Daniel and "
+            "Jain, Anubhav}, journal={npj Computational Materials}, volume={6}, "
+            "pages={138}, year={2020}, doi={10.1038/s41524-020-00406-3}}",
+        ]
+
+    def implementors(self) -> list[str]:
+        """The skdim developers."""
+        return ["The skdim developers"]
+
+
+def _entries(entries: Any) -> list:
+    """Structures from what matminer passes: list, Series, 2-D array, DataFrame, 1-tuples."""
+    if isinstance(entries, pd.DataFrame):
+        entries = entries.iloc[:, 0]
+    if isinstance(entries, pd.Series):
+        return entries.tolist()
+    if isinstance(entries, np.ndarray) and entries.ndim == 2:
+        return list(entries[:, 0])
+    return [e[0] if isinstance(e, (tuple, list, np.ndarray)) else e for e in entries]
+
+
+def _error_of(structure: Any, settings: dict) -> str:
+    """The error message featurizing one structure raises."""
+    try:
+        featurize([structure], **settings)
+    except (TypeError, ValueError):
+        return traceback.format_exc(limit=0).strip()
+    return ""
