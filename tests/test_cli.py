@@ -10,7 +10,7 @@ def test_pretrain_embed_fit_predict(data_home, tmp_path, capsys):
     assert main(["pretrain", folder, "--out", str(tmp_path / "dim"), *fast]) == 0
     assert main(["embed", str(tmp_path / "dim"), csv, "--out", str(tmp_path / "emb.csv")]) == 0
     embeddings = pd.read_csv(tmp_path / "emb.csv", index_col=0)
-    assert embeddings.shape == (100, 64) and embeddings.index[0] == "mp-10114"
+    assert embeddings.shape == (100, 128) and embeddings.index[0] == "mp-10114"
     args = ["fit", csv, "--target", "e_form_per_atom", "--out", str(tmp_path / "reg"), *fast]
     assert main([*args, "--pretrained", str(tmp_path / "dim")]) == 0
     assert main(["predict", str(tmp_path / "reg"), folder, "--out", str(tmp_path / "p.csv")]) == 0

@@ -11,7 +11,7 @@ def test_featurize_dataframe(small, fitted_pretrainer):
     featurizer = DIMFeaturizer(fitted_pretrainer)
     out = featurizer.featurize_dataframe(frame, "structure", pbar=False)
     labels = featurizer.feature_labels()
-    assert labels[0] == "skdim_dim0" and len(labels) == 64
+    assert labels[0] == "skdim_dim0" and len(labels) == 128
     np.testing.assert_allclose(
         out[labels].to_numpy(), fitted_pretrainer.transform(structures), atol=1e-6
     )
@@ -50,13 +50,13 @@ def test_contract(small, fitted_pretrainer, tmp_path):
     assert featurizer.implementors()
     fitted_pretrainer.save(tmp_path / "dim")
     from_path = DIMFeaturizer(str(tmp_path / "dim")).fit(small[0])
-    assert from_path.transform(small[0].tolist()).shape == (len(small[0]), 64)
+    assert from_path.transform(small[0].tolist()).shape == (len(small[0]), 128)
 
 
 def test_fit_pretrains_without_labels(small):
     structures, _ = small
     featurizer = DIMFeaturizer(pretrainer_params={"max_epochs": 1, "random_state": 0})
     featurizer.fit(structures.tolist())
-    assert featurizer.transform(structures.tolist()).shape == (len(structures), 64)
+    assert featurizer.transform(structures.tolist()).shape == (len(structures), 128)
     with pytest.raises(ValueError, match="no pretrained model"):
         DIMFeaturizer().featurize(structures.iloc[0])

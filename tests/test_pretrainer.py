@@ -11,7 +11,7 @@ from skdim.featurize import featurize
 def test_fit_returns_self_and_transform_shape(small, fitted_pretrainer):
     structures, _ = small
     embeddings = fitted_pretrainer.transform(structures)
-    assert embeddings.shape == (len(structures), 64)
+    assert embeddings.shape == (len(structures), 128)
     assert embeddings.dtype == np.float32
     assert np.isfinite(embeddings).all()
     model = DIMPretrainer(**{**FAST, "max_epochs": 1})
@@ -69,7 +69,7 @@ def test_pandas_output_keeps_material_ids(small, fitted_pretrainer):
     table = model.fit_transform(structures)
     assert list(table.index) == list(structures.index)
     assert list(table.columns[:2]) == ["dim0", "dim1"]
-    assert list(fitted_pretrainer.get_feature_names_out()[-1:]) == ["dim63"]
+    assert list(fitted_pretrainer.get_feature_names_out()[-1:]) == ["dim127"]
 
 
 def test_score_is_negative_dim_loss(small, fitted_pretrainer):
@@ -136,3 +136,13 @@ def test_early_stopping_needs_validation(small):
         DIMPretrainer(**{**FAST, "early_stopping": 2, "validation_fraction": None}).fit(structures)
     model = DIMPretrainer(**{**FAST, "early_stopping": 1, "max_epochs": 6}).fit(structures)
     assert 1 <= len(model.history) <= 6
+
+
+def test_global_embedding_option(small, fitted_pretrainer):
+    structures, _ = small
+    model = DIMPretrainer(**FAST, embedding="global").fit(structures)
+    assert model.transform(structures).shape == (len(structures), 64)
+    assert len(model.get_feature_names_out()) == 64
+    # the pooled features are what the global code is computed from
+    encoder = fitted_pretrainer.module_.encoder
+    assert fitted_pretrainer.transform(structures).shape[1] == encoder.pre_pool.out_dim

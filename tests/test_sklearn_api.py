@@ -138,5 +138,5 @@ def test_column_transformer(small, fitted_pretrainer):
         ]
     )
     features = transformer.fit_transform(frame)
-    assert features.shape == (len(structures), 65)
+    assert features.shape == (len(structures), 129)
     assert transformer.get_feature_names_out()[0] == "emb__dim0"

@@ -224,6 +224,10 @@ class SiteNetEncoder(nn.Module):
         """Standardized, embedded pair features (B, P, J, pair_dim) of the first block."""
         return self.pair_in((pair_features - self.pair_mean) / self.pair_std)
 
+    def pool(self, local: torch.Tensor, site_mask: torch.Tensor) -> torch.Tensor:
+        """Per-site MLP then masked pooling: (B, pre_pool[-1]), before the crystal MLP."""
+        return masked_pool(self.pre_pool(local), site_mask, self.pooling)
+
     def readout(
         self, local: torch.Tensor, site_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,8 +239,7 @@ class SiteNetEncoder(nn.Module):
         hidden : tensor of shape (B, post_pool[-1])
             Output of the crystal-level MLP (before the final projection).
         """
-        pooled = masked_pool(self.pre_pool(local), site_mask, self.pooling)
-        hidden = self.post_pool(pooled)
+        hidden = self.post_pool(self.pool(local, site_mask))
         return (self.project(hidden) if self.project is not None else hidden), hidden
 
     def forward(

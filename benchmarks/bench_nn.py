@@ -1,0 +1,350 @@
+"""Training-step throughput and peak memory of Site-Net and DIM, against a naive DIM.
+
+For max_atoms 50 and 100, on real structures of the demo set, measures one
+supervised Site-Net step and one DIM step of skdim, and one DIM step of a
+*naive* implementation written the way the original research code works:
+the (B, P, J, 2 D + E) bond tensor is concatenated and fed to full Linear
+layers, every neighbour's critic key is projected explicitly for all J
+neighbours, and the encoder is run once per engineered negative type.
+
+Each (variant, size) runs in its own subprocess so that peak RSS
+(``ru_maxrss``) is its own; the script prints crystals/s, pairs/s, peak RSS
+above the loaded-data baseline, achieved FLOP/s (counted by
+``torch.utils.flop_counter``) as a fraction of a large float32 matmul timed in
+the same run, and the naive/skdim ratios.
+
+    python benchmarks/bench_nn.py                 # CPU
+    python benchmarks/bench_nn.py --device cuda   # GPU, when there is one
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = ("supervised", "dim", "naive_dim")
+
+
+# --------------------------------------------------------------- naive model
+class NaiveAttention(nn.Module):
+    """Site-Net block as in the original: concatenated bonds, shared first layers."""
+
+    def __init__(self, site_dim, pair_dim, hidden, value_hidden):
+        super().__init__()
+        bond = 2 * site_dim + pair_dim
+
+        def layer(i, o):
+            return nn.Sequential(nn.Linear(i, o), nn.Mish(), nn.LayerNorm(o))
+
+        self.logits = nn.Sequential(layer(bond, hidden), nn.Linear(hidden, 1))
+        self.values = nn.Sequential(layer(bond, value_hidden), layer(value_hidden, site_dim))
+        self.pairs = layer(bond, pair_dim)
+        self.site_update = layer(site_dim, site_dim)
+
+    def forward(self, x, e, neighbor_site, pair_mask):
+        b, p, j = pair_mask.shape
+        x_j = torch.gather(x, 1, neighbor_site[..., None].expand(-1, -1, x.shape[-1]))
+        bond = torch.cat(
+            [x[:, :, None].expand(-1, -1, j, -1), x_j[:, None].expand(-1, p, -1, -1), e], -1
+        )
+        logits = self.logits(bond).float().masked_fill(~pair_mask[..., None], -1e9)
+        weights = torch.softmax(logits, dim=2) * pair_mask[..., None]
+        out = (weights * self.values(bond)).sum(2)
+        return self.site_update(out), self.pairs(bond)
+
+
+class NaiveDIM(nn.Module):
+    """DIM step as in the original code: 4 encoder passes, explicit critic keys."""
+
+    def __init__(self, n_site=8, width=64, local_dim=32, embedding=64, projection=128):
+        super().__init__()
+        self.site_in = nn.Sequential(nn.Linear(n_site, width), nn.Mish(), nn.LayerNorm(width))
+        self.pair_in = nn.Sequential(nn.Linear(1, width), nn.Mish(), nn.LayerNorm(width))
+        self.block = NaiveAttention(width, width, width, width)
+        self.bottleneck = nn.Linear(width, local_dim)
+        self.local_logvar = nn.Linear(width, local_dim)
+        self.pre_pool = nn.Sequential(
+            nn.Linear(local_dim, 64),
+            nn.Mish(),
+            nn.LayerNorm(64),
+            nn.Linear(64, 128),
+            nn.Mish(),
+            nn.LayerNorm(128),
+        )
+        self.post_pool = nn.Sequential(nn.Linear(128, 64), nn.Mish(), nn.LayerNorm(64))
+        self.project = nn.Linear(64, embedding)
+        self.global_logvar = nn.Linear(64, embedding)
+
+        def proj(i):
+            return nn.Sequential(nn.Linear(i, 64), nn.Mish(), nn.Linear(64, projection))
+
+        self.query, self.key = proj(local_dim), proj(n_site + 1)
+        self.crystal, self.site = proj(embedding), proj(local_dim)
+
+    def encode(self, s, d, nbr, mask):
+        x, _ = self.block(self.site_in(s), self.pair_in(d[..., None]), nbr, mask)
+        return self.bottleneck(x), x
+
+    def forward(self, site_features, pair_features, neighbor_site, site_mask, pair_mask, **_):
+        from skdim.nn.infomax import (
+            derangement,
+            distance_weights,
+            engineered_negatives,
+            partner_rows,
+            take_rows,
+        )
+
+        d = pair_features[..., 0]
+        local, hidden = self.encode(site_features, d, neighbor_site, pair_mask)
+        logvar = self.local_logvar(hidden)
+        noisy = local + torch.exp(0.5 * logvar) * torch.randn_like(local)
+        pooled = (self.pre_pool(local.detach()) * site_mask[..., None]).sum(1) / site_mask.sum(
+            1, keepdim=True
+        )
+        hid = self.post_pool(pooled)
+        g, g_logvar = self.project(hid), self.global_logvar(hid)
+        sigma = derangement(len(site_mask), random=True)
+        rows = partner_rows(site_mask, sigma)
+        fake_d = take_rows(d, sigma, rows)
+        fake_mask = site_mask[..., None] & take_rows(pair_mask, sigma, rows)
+        q = self.query(noisy)
+
+        def critic(sites, ids, dist):  # explicit (B, P, J, projection) keys
+            s_j = torch.gather(sites, 1, ids[..., None].expand(-1, -1, sites.shape[-1]))
+            s_j = s_j[:, None].expand(-1, dist.shape[1], -1, -1)
+            keys = self.key(torch.cat([s_j, dist[..., None]], -1))
+            return (keys * q[:, :, None]).sum(-1)
+
+        own, partner = (site_features, neighbor_site), (site_features[sigma], neighbor_site[sigma])
+        scores = {
+            "site_mask": site_mask,
+            "derangement": sigma,
+            "local_mean": local,
+            "local_logvar": logvar,
+            "global_mean": g,
+            "global_logvar": g_logvar,
+            "local_pos": critic(*own, d),
+            "local_pos_weight": distance_weights(d, pair_mask),
+            "local_neg": torch.stack(
+                [critic(*partner, fake_d), critic(*own, fake_d), critic(*partner, d)]
+            ),
+            "local_neg_weight": torch.stack(
+                [distance_weights(fake_d, fake_mask)] * 2 + [distance_weights(d, pair_mask)]
+            ),
+        }
+        batch = {
+            "site_features": site_features,
+            "pair_features": pair_features,
+            "neighbor_site": neighbor_site,
+            "site_mask": site_mask,
+            "pair_mask": pair_mask,
+            "atomic_numbers": torch.zeros_like(neighbor_site),
+        }
+        corrupted = engineered_negatives(batch, sigma, random=True)
+        negatives = []
+        with torch.no_grad():
+            for k in range(3):  # one encoder run per negative type
+                part = {
+                    key: v[k * len(sigma) : (k + 1) * len(sigma)] for key, v in corrupted.items()
+                }
+                negatives.append(
+                    self.encode(
+                        part["site_features"],
+                        part["pair_features"][..., 0],
+                        part["neighbor_site"],
+                        part["pair_mask"],
+                    )[0]
+                )
+        crystals = self.crystal(g + torch.exp(0.5 * g_logvar) * torch.randn_like(g))
+        scores["global_scores"] = torch.einsum("bpd,cd->bpc", self.site(local.detach()), crystals)
+        scores["global_engineered"] = torch.stack(
+            [(self.site(n) * crystals[:, None]).sum(-1) for n in negatives]
+        )
+        return g, scores
+
+
+# ------------------------------------------------------------------ measure
+def load_batches(max_atoms, budget, n_batches):
+    import pandas as pd
+
+    from skdim.data import PairBudgetBatchSampler, SiteNetDataset, collate_sitenet, feature_scaling
+    from skdim.datasets import get_data_home, load_structures_csv
+    from skdim.featurize import featurize
+
+    home = get_data_home(os.environ.get("SKDIM_DATA", str(ROOT.parent / "shared" / "data")))
+    ids = pd.read_csv(home / "mp36k_demo3k.csv.gz", usecols=["mp_id"])["mp_id"][:800]
+    structures, _ = load_structures_csv(home / "mp36k_demo3k.csv.gz", ids=ids)
+    inputs = featurize(structures, max_atoms=max_atoms)
+    dataset = SiteNetDataset(inputs, np.zeros(len(inputs), np.float32))
+    sampler = PairBudgetBatchSampler(
+        dataset.n_sites, dataset.n_neighbors, budget, shuffle=True, min_crystals=2, random_state=0
+    )
+    batches = [collate_sitenet([dataset[i] for i in b]) for b in list(sampler)[:n_batches]]
+    return batches, feature_scaling(inputs)
+
+
+def build(variant, scaling):
+    from skdim.nn import DIMLoss, SiteNet, SiteNetDIM
+
+    if variant == "supervised":
+        model = SiteNet(preset="dim", head_hidden=(64,))
+        model.encoder.set_feature_scaling(**scaling)
+        return model, lambda out, y: (out[:, 0] - y).abs().mean()
+    loss = DIMLoss()
+    if variant == "dim":
+        model = SiteNetDIM()
+        model.encoder.set_feature_scaling(**scaling)
+    else:
+        model = NaiveDIM()
+    return model, lambda out, y: loss(out[1])["loss"]
+
+
+def run_one(variant, max_atoms, budget, n_batches, device):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    batches, scaling = load_batches(max_atoms, budget, n_batches)
+    batches = [({k: v.to(device) for k, v in x.items()}, y.to(device)) for x, y in batches]
+    model, loss_fn = build(variant, scaling)
+    model = model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def step(x, y):
+        optimizer.zero_grad()
+        loss = loss_fn(model(**x), y[:, 0] if y.dim() > 1 else y)
+        loss.backward()
+        optimizer.step()
+
+    with FlopCounterMode(display=False) as counter:  # untimed pass: count FLOPs
+        for x, y in batches:
+            step(x, y)
+    flops = counter.get_total_flops()
+    if device != "cpu":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for x, y in batches:
+        step(x, y)
+    if device != "cpu":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    crystals = sum(len(x["site_mask"]) for x, _ in batches)
+    pairs = sum(int(x["pair_mask"].sum()) for x, _ in batches)
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device != "cpu"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - baseline
+    )
+    return {
+        "variant": variant,
+        "max_atoms": max_atoms,
+        "crystals_per_s": crystals / seconds,
+        "pairs_per_s": pairs / seconds,
+        "step_s": seconds / len(batches),
+        "peak_mib": peak,
+        "flop_per_s": flops / seconds,
+    }
+
+
+def matmul_flops(device, n=2048, repeats=10):
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b
+    if device != "cpu":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    if device != "cpu":
+        torch.cuda.synchronize()
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100])
+    parser.add_argument("--batch-pairs", type=int, default=32768)
+    parser.add_argument("--batches", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "nn.md"))
+    parser.add_argument("--_one", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._one:
+        result = run_one(
+            args._one[0], int(args._one[1]), args.batch_pairs, args.batches, args.device
+        )
+        print("RESULT " + json.dumps(result))
+        return
+    peak_matmul = matmul_flops(args.device)
+    results = []
+    for size in args.sizes:
+        for variant in VARIANTS:
+            command = [
+                sys.executable,
+                __file__,
+                "--_one",
+                variant,
+                str(size),
+                "--batch-pairs",
+                str(args.batch_pairs),
+                "--batches",
+                str(args.batches),
+                "--device",
+                args.device,
+            ]
+            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            line = next(x for x in output.splitlines() if x.startswith("RESULT "))
+            results.append(json.loads(line[7:]))
+            print(results[-1], flush=True)
+    lines = [
+        "# Site-Net / DIM training-step benchmark",
+        "",
+        f"Command: `python benchmarks/bench_nn.py --device {args.device} --batch-pairs "
+        f"{args.batch_pairs} --batches {args.batches}`  ",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), device {args.device}, "
+        f"{time.strftime('%Y-%m-%d')}  ",
+        f"Large float32 matmul (2048^3): {peak_matmul / 1e9:.1f} GFLOP/s.",
+        "",
+        "| max_atoms | step | crystals/s | pairs/s | s/step | peak memory (MiB) "
+        "| GFLOP/s | of matmul |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['max_atoms']} | {r['variant']} | {r['crystals_per_s']:.1f} "
+            f"| {r['pairs_per_s']:.0f} "
+            f"| {r['step_s']:.3f} | {r['peak_mib']:.0f} | {r['flop_per_s'] / 1e9:.2f} "
+            f"| {r['flop_per_s'] / peak_matmul:.1%} |"
+        )
+    lines += [
+        "",
+        "| max_atoms | DIM speed-up vs naive | DIM memory saving vs naive |",
+        "|---:|---:|---:|",
+    ]
+    for size in args.sizes:
+        dim = next(r for r in results if r["max_atoms"] == size and r["variant"] == "dim")
+        naive = next(r for r in results if r["max_atoms"] == size and r["variant"] == "naive_dim")
+        lines.append(
+            f"| {size} | {naive['step_s'] / dim['step_s']:.1f}x "
+            f"| {naive['peak_mib'] / dim['peak_mib']:.1f}x |"
+        )
+    text = "\n".join(lines) + "\n"
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,503 @@
+"""Label-masking benchmark: does DIM pretraining pay off with 50-1000 labels?
+
+Two tasks, each with a train/test split:
+
+* ``gap``: matbench ``mp_gap`` (PBE band gap, eV), official fold 0;
+* ``eform``: ``mp36k`` (formation energy, eV/atom), fixed random 80/20 split.
+
+DIM is pretrained on training structures only, without labels (a seeded
+subsample of ``n_pretrain`` that contains every labelled structure). For each
+seed a nested series of labelled subsets (N = 50 ⊂ 100 ⊂ 250 ⊂ 1000) is drawn
+from the training set, and every arm gets exactly the same subsets:
+
+1. ``sitenet_scratch``: SiteNetRegressor from random weights;
+2. ``sitenet_dim``: SiteNetRegressor fine-tuned from the DIM encoder;
+3. ``dim_<model>``: RF, MLP, ridge and kNN on frozen DIM embeddings;
+4. ``random_<model>``: the same on the embeddings of an untrained encoder;
+5. ``xrd_<model>``, ``ofm_<model>``, ``magpie_ssf_<model>``: the same on matminer
+   features (XRD powder pattern; orbital field matrix; composition Magpie
+   ElementProperty + SiteStatsFingerprint);
+6. ``mean``: the mean of the labelled targets.
+
+Model selection uses only the labelled subset: fixed epoch budgets for
+Site-Net, internal 5-fold CV for the ridge penalty and the kNN k, sklearn
+defaults otherwise. Every test MAE is on the same fixed random subsample of
+the task's test set. Everything is cached under ``--cache-dir``, and finished
+rows are kept in the per-seed CSV, so an interrupted run resumes where it
+stopped.
+
+    python benchmarks/label_masking.py --profile quick   # < 20 min on 2 cores
+    python benchmarks/label_masking.py --profile full    # hours; resumable
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PROFILES = {
+    "quick": {
+        "n_pretrain": 1500,
+        "pretrain_epochs": 3,
+        "ns": [50, 100],
+        "seeds": 3,
+        "n_test": 200,
+        "finetune_steps": 300,
+        "rf_trees": 100,
+    },
+    "full": {
+        "n_pretrain": 20000,
+        "pretrain_epochs": 15,
+        "ns": [50, 100, 250, 1000],
+        "seeds": 5,
+        "n_test": 1000,
+        "finetune_steps": 3000,
+        "rf_trees": 500,
+    },
+}
+TASKS = {
+    "gap": {"label": "band gap (eV)", "target": "gap_pbe"},
+    "eform": {"label": "formation energy (eV/atom)", "target": "e_form_per_atom"},
+}
+MATMINER = ("xrd", "ofm", "magpie_ssf")
+MODELS = ("rf", "mlp", "ridge", "knn")
+
+
+# ---------------------------------------------------------------- the data
+def task_split(task: str, data: Path, profile: dict, seed: int = 0) -> dict:
+    """Ids of the test subsample, the labelled subsets and the pretraining set."""
+    rng = np.random.default_rng(seed)
+    if task == "gap":
+        ids = pd.read_csv(data / "matbench_mp_gap.csv.gz", usecols=["matbench_id"])["matbench_id"]
+        with gzip.open(data / "matbench_mp_gap_official_folds.json.gz", "rt") as handle:
+            test_all = set(json.load(handle)["folds"]["fold_0"]["test"])
+        train = np.array([i for i in ids if i not in test_all])
+        test = np.array(sorted(test_all))
+    else:
+        ids = pd.read_csv(data / "mp36k.csv.gz", usecols=["mp_id"])["mp_id"].to_numpy()
+        order = rng.permutation(len(ids))
+        cut = int(0.8 * len(ids))
+        train, test = ids[order[:cut]], ids[order[cut:]]
+    test = test[np.sort(rng.choice(len(test), profile["n_test"], replace=False))]
+    labelled = {}
+    for s in range(profile["seeds"]):
+        pick = np.random.default_rng(1000 + s).choice(
+            len(train), max(profile["ns"]), replace=False
+        )
+        labelled[s] = train[pick].tolist()  # prefixes give the nested subsets
+    union = sorted({i for ids_ in labelled.values() for i in ids_})
+    rest = np.setdiff1d(train, union)
+    extra = max(0, min(profile["n_pretrain"], len(train)) - len(union))
+    pretrain = union + rest[np.sort(rng.choice(len(rest), extra, replace=False))].tolist()
+    return {
+        "test": test.tolist(),
+        "labelled": labelled,
+        "pretrain": pretrain,
+        "n_train": len(train),
+    }
+
+
+def load_task(task: str, data: Path, split: dict, cache: Path, n_jobs: int):
+    """Structures (Series by id) and targets of every id the benchmark uses."""
+    from skdim.datasets import load_structures_csv
+
+    path = cache / f"{task}_structures.pkl.gz"
+    if path.exists():
+        return pd.read_pickle(path)
+    needed = sorted(set(split["pretrain"]) | set(split["test"]))
+    name, id_col = (
+        ("matbench_mp_gap.csv.gz", "matbench_id") if task == "gap" else ("mp36k.csv.gz", "mp_id")
+    )
+    structures, targets = load_structures_csv(
+        data / name,
+        target=TASKS[task]["target"],
+        id_col=id_col,
+        ids=needed,
+        n_jobs=n_jobs,
+        progress=True,
+    )
+    frame = pd.DataFrame({"structure": structures, "y": targets})
+    frame.to_pickle(path)
+    return frame
+
+
+def featurized(task: str, frame: pd.DataFrame, cache: Path, n_jobs: int) -> dict:
+    """SiteNetInputs by id (cached), and the seconds it took."""
+    from skdim.datasets import load_featurized, save_featurized
+    from skdim.featurize import featurize
+
+    path = cache / f"{task}_sitenet.npz"
+    if path.exists():
+        inputs, meta = load_featurized(path)
+        return dict(zip(meta["ids"], inputs)), meta["seconds"]
+    start = time.perf_counter()
+    inputs = featurize(
+        frame["structure"], max_atoms=50, n_jobs=n_jobs, progress=True, on_error="skip"
+    )
+    seconds = time.perf_counter() - start
+    keep = [i for i, x in enumerate(inputs) if x is not None]
+    ids = [frame.index[i] for i in keep]
+    save_featurized(path, [inputs[i] for i in keep], ids=ids, seconds=seconds)
+    return dict(zip(ids, [inputs[i] for i in keep])), seconds
+
+
+def matminer_features(task, name, frame, ids, cache, n_jobs) -> pd.DataFrame:
+    """One matminer baseline's features for ``ids`` (cached in chunks, resumable)."""
+    from joblib import Parallel, delayed
+
+    path = cache / f"{task}_{name}.pkl"
+    done = pd.read_pickle(path) if path.exists() else pd.DataFrame()
+    todo = [i for i in ids if i not in done.index]
+    for start in range(0, len(todo), 200):
+        chunk = todo[start : start + 200]
+        parts = np.array_split(np.array(chunk, dtype=object), max(1, n_jobs))
+        rows = Parallel(n_jobs=n_jobs)(
+            delayed(_matminer_rows)(name, [frame.at[i, "structure"] for i in part])
+            for part in parts
+        )
+        block = pd.DataFrame(np.vstack([r for r in rows if len(r)]), index=chunk)
+        done = pd.concat([done, block])
+        done.to_pickle(path)
+        print(f"  {task} {name}: {len(done)}/{len(ids)} structures", flush=True)
+    return done.loc[ids]
+
+
+def _matminer_rows(name: str, structures: list) -> np.ndarray:
+    import warnings
+
+    from matminer.featurizers.composition import ElementProperty
+    from matminer.featurizers.structure import (
+        OrbitalFieldMatrix,
+        SiteStatsFingerprint,
+        XRDPowderPattern,
+    )
+
+    warnings.filterwarnings("ignore")
+    if name == "xrd":
+        featurizers = [XRDPowderPattern()]
+    elif name == "ofm":
+        featurizers = [OrbitalFieldMatrix(period_tag=True)]
+    else:
+        featurizers = [
+            ElementProperty.from_preset("magpie"),
+            SiteStatsFingerprint.from_preset("CrystalNNFingerprint_ops"),
+        ]
+    rows = []
+    for s in structures:
+        row = []
+        for f in featurizers:
+            target = s.composition if isinstance(f, ElementProperty) else s
+            try:
+                row += list(f.featurize(target))
+            except Exception:  # a featurizer failing on one structure gives NaNs
+                row += [np.nan] * len(f.feature_labels())
+        rows.append(row)
+    return np.array(rows, dtype=float)
+
+
+# ------------------------------------------------------------------ models
+def downstream(model: str, rf_trees: int, seed: int):
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    prep = [SimpleImputer(), StandardScaler()]
+    if model == "rf":
+        return make_pipeline(
+            SimpleImputer(), RandomForestRegressor(rf_trees, random_state=seed, n_jobs=2)
+        )
+    if model == "mlp":
+        mlp = MLPRegressor((64,), max_iter=2000, random_state=seed, early_stopping=False)
+        return make_pipeline(*prep, mlp)
+    if model == "ridge":
+        return make_pipeline(*prep, RidgeCV(alphas=np.logspace(-3, 3, 13)))
+    knn = GridSearchCV(
+        KNeighborsRegressor(),
+        {"n_neighbors": [1, 3, 5, 10], "weights": ["distance"]},
+        cv=5,
+        scoring="neg_mean_absolute_error",
+    )
+    return make_pipeline(*prep, knn)
+
+
+def finetune_epochs(n: int, steps: int) -> int:
+    """A fixed budget of about ``steps`` optimizer steps (about 40 crystals a step)."""
+    return int(np.clip(steps * 40 / n, 60, 1000))
+
+
+# --------------------------------------------------------------------- run
+def run_task(task: str, args, profile: dict, out: Path) -> None:
+    from skdim import DIMPretrainer, SiteNetRegressor
+
+    cache = Path(args.cache_dir) / args.profile
+    cache.mkdir(parents=True, exist_ok=True)
+    data = Path(args.data_dir)
+    split_path = cache / f"{task}_split.json"
+    if not split_path.exists():
+        split_path.write_text(json.dumps(task_split(task, data, profile)))
+    split = json.loads(split_path.read_text())
+    frame = load_task(task, data, split, cache, args.n_jobs)
+    inputs, featurize_seconds = featurized(task, frame, cache, args.n_jobs)
+    test = [i for i in split["test"] if i in inputs]
+    y_test = frame.loc[test, "y"].to_numpy()
+    costs = {"task": task, "featurize_s": featurize_seconds, "n_featurized": len(inputs)}
+
+    model_dir = cache / f"{task}_dim"
+    if not (model_dir / "config.json").exists():
+        pretrain = [inputs[i] for i in split["pretrain"] if i in inputs]
+        start = time.perf_counter()
+        DIMPretrainer(
+            max_epochs=profile["pretrain_epochs"],
+            random_state=0,
+            verbose=1,
+            checkpoint_dir=str(cache / f"{task}_dim_checkpoints"),
+        ).fit(pretrain).save(model_dir)
+        seconds = time.perf_counter() - start
+        (cache / f"{task}_pretrain.json").write_text(
+            json.dumps(
+                {
+                    "seconds": seconds,
+                    "structures": len(pretrain),
+                    "epochs": profile["pretrain_epochs"],
+                }
+            )
+        )
+    costs.update(json.loads((cache / f"{task}_pretrain.json").read_text()))
+    pd.Series(costs).to_json(out / f"cost_{task}_{args.profile}.json")
+
+    dim = DIMPretrainer.load(model_dir)
+    labelled_ids = sorted({i for ids in split["labelled"].values() for i in ids if i in inputs})
+    every = labelled_ids + test
+    every_inputs = [inputs[i] for i in every]
+    random_encoder = DIMPretrainer(max_epochs=0, random_state=0, verbose=0).fit(every_inputs[:50])
+    features = {
+        "dim": pd.DataFrame(dim.transform(every_inputs), index=every),
+        "random": pd.DataFrame(random_encoder.transform(every_inputs), index=every),
+    }
+    for name in args.baselines:
+        features[name] = matminer_features(task, name, frame, every, cache, args.n_jobs)
+
+    rows_path = out / f"label_masking_{args.profile}_rows.csv"
+    done = (
+        pd.read_csv(rows_path)
+        if rows_path.exists()
+        else pd.DataFrame(columns=["task", "n", "seed", "arm"])
+    )
+    finished = set(zip(done["task"], done["n"], done["seed"], done["arm"]))
+    for seed_key, ids in split["labelled"].items():
+        seed = int(seed_key)
+        ids = [i for i in ids if i in inputs]
+        for n in profile["ns"]:
+            subset = ids[:n]
+            y = frame.loc[subset, "y"].to_numpy()
+            jobs = {"mean": None}
+            jobs.update({f"{f}_{m}": (f, m) for f in features for m in MODELS})
+            jobs.update({"sitenet_scratch": None, "sitenet_dim": None})
+            for arm, spec in jobs.items():
+                if (task, n, seed, arm) in finished:
+                    continue
+                start = time.perf_counter()
+                if arm == "mean":
+                    prediction = np.full(len(test), y.mean())
+                elif arm.startswith("sitenet"):
+                    model = SiteNetRegressor(
+                        pretrained=model_dir if arm == "sitenet_dim" else None,
+                        max_epochs=finetune_epochs(n, profile["finetune_steps"]),
+                        random_state=seed,
+                        verbose=0,
+                    )
+                    model.fit([inputs[i] for i in subset], y)
+                    prediction = model.predict([inputs[i] for i in test])
+                else:
+                    table = features[spec[0]]
+                    model = downstream(spec[1], profile["rf_trees"], seed)
+                    model.fit(table.loc[subset].to_numpy(), y)
+                    prediction = model.predict(table.loc[test].to_numpy())
+                row = {
+                    "task": task,
+                    "n": n,
+                    "seed": seed,
+                    "arm": arm,
+                    "mae": float(np.abs(prediction - y_test).mean()),
+                    "fit_s": round(time.perf_counter() - start, 2),
+                }
+                pd.DataFrame([row]).to_csv(
+                    rows_path, mode="a", header=not rows_path.exists(), index=False
+                )
+                print(row, flush=True)
+    if args.plots:
+        embedding_plot(
+            task, dim, [inputs[i] for i in test], y_test, out / f"tsne_{task}_{args.profile}.png"
+        )
+
+
+# ------------------------------------------------------------------ report
+def summarize(args, out: Path) -> None:
+    rows = pd.read_csv(out / f"label_masking_{args.profile}_rows.csv")
+    stats = rows.groupby(["task", "n", "arm"])["mae"].describe(percentiles=[0.25, 0.5, 0.75])
+    lines = [
+        f"# Label-masking benchmark ({args.profile} profile)",
+        "",
+        f"Command: `python benchmarks/label_masking.py --profile {args.profile}`  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}  ",
+        "Test MAE: median [25th-75th percentile] over seeds; bold: best median per row.",
+        "",
+    ]
+    for task in rows["task"].unique():
+        table = stats.loc[task]
+        ns = sorted(table.index.get_level_values(0).unique())
+        arms = sorted(table.index.get_level_values(1).unique(), key=_arm_order)
+        lines += [
+            f"## {task}: {TASKS[task]['label']}",
+            "",
+            "| arm | " + " | ".join(f"N={n}" for n in ns) + " |",
+            "|---|" + "---:|" * len(ns),
+        ]
+        best = {n: table.loc[n]["50%"].min() for n in ns}
+        for arm in arms:
+            cells = []
+            for n in ns:
+                if (n, arm) not in table.index:
+                    cells.append("")
+                    continue
+                r = table.loc[(n, arm)]
+                text = f"{r['50%']:.3f} [{r['25%']:.3f}-{r['75%']:.3f}]"
+                cells.append(f"**{text}**" if r["50%"] == best[n] else text)
+            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+        lines += ["", relative_gains(table, ns), ""]
+        cost = out / f"cost_{task}_{args.profile}.json"
+        if cost.exists():
+            c = json.loads(cost.read_text())
+            lines += [
+                f"Cost ({task}): featurized {c['n_featurized']} structures in "
+                f"{c['featurize_s']:.0f} s; DIM pretraining on {c['structures']} structures, "
+                f"{c['epochs']} epochs: {c['seconds']:.0f} s "
+                f"({c['structures'] * c['epochs'] / c['seconds']:.0f} structures/s).",
+                "",
+            ]
+    (out / f"label_masking_{args.profile}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    if args.plots:
+        curve_plot(rows, out / f"label_masking_{args.profile}.png")
+
+
+def _arm_order(arm: str) -> tuple:
+    groups = ["sitenet_dim", "sitenet_scratch", "dim", "random", *MATMINER, "mean"]
+    for k, g in enumerate(groups):
+        if arm == g or arm.startswith(g + "_"):
+            return (k, arm)
+    return (len(groups), arm)
+
+
+def relative_gains(table, ns) -> str:
+    """How the DIM arms compare with the best non-DIM arm, per N."""
+    parts = []
+    for n in ns:
+        medians = table.loc[n]["50%"]
+        dim_best = medians[
+            [a for a in medians.index if a in ("sitenet_dim",) or a.startswith("dim_")]
+        ].min()
+        others = medians[
+            [a for a in medians.index if a != "sitenet_dim" and not a.startswith("dim_")]
+        ]
+        parts.append(
+            f"N={n}: best DIM arm {dim_best:.3f} vs best other {others.min():.3f} "
+            f"({others.idxmin()}), {100 * (others.min() - dim_best) / others.min():+.1f}%"
+        )
+    return "Best DIM arm against the best other arm (positive: DIM better): " + "; ".join(parts)
+
+
+def curve_plot(rows: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(rows["task"].unique())
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 5), squeeze=False)
+    shown = [
+        "sitenet_dim",
+        "sitenet_scratch",
+        "dim_rf",
+        "random_rf",
+        "xrd_rf",
+        "ofm_rf",
+        "magpie_ssf_rf",
+        "mean",
+    ]
+    for ax, task in zip(axes[0], tasks):
+        sub = rows[rows["task"] == task]
+        for arm in shown:
+            part = sub[sub["arm"] == arm].groupby("n")["mae"]
+            if part.ngroups == 0:
+                continue
+            q = part.quantile([0.25, 0.5, 0.75]).unstack()
+            (line,) = ax.plot(q.index, q[0.5], marker="o", label=arm)
+            ax.fill_between(q.index, q[0.25], q[0.75], color=line.get_color(), alpha=0.15)
+        ax.set(
+            xscale="log",
+            xlabel="labelled structures N",
+            ylabel=f"test MAE, {TASKS[task]['label']}",
+            title=task,
+        )
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def embedding_plot(task, dim, inputs, y, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+
+    points = TSNE(perplexity=30, init="pca", random_state=0).fit_transform(dim.transform(inputs))
+    fig, ax = plt.subplots(figsize=(6, 5))
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=y, s=6, cmap="viridis")
+    fig.colorbar(scatter, label=TASKS[task]["label"])
+    ax.set(title=f"t-SNE of DIM embeddings, {task} test set", xticks=[], yticks=[])
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=["gap", "eform"])
+    parser.add_argument("--baselines", nargs="*", choices=MATMINER, default=list(MATMINER))
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("SKDIM_DATA", str(ROOT.parent / "shared" / "data"))
+    )
+    parser.add_argument("--cache-dir", default=str(ROOT / "benchmarks" / "cache"))
+    parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--no-plots", dest="plots", action="store_false")
+    args = parser.parse_args()
+    profile = PROFILES[args.profile]
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    for task in args.tasks:
+        run_task(task, args, profile, out)
+    summarize(args, out)
+    print(f"wall time this run: {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
