@@ -214,7 +214,10 @@ class SiteNetMixin:
 
     def _prepare_fit(self, dataset: SiteNetDataset) -> None:
         """Fitted state needed before the module is built (overridden by subclasses)."""
-        self.feature_scaling_ = feature_scaling(dataset.inputs)
+        if hasattr(dataset, "feature_scaling"):  # datasets that stream from disk
+            self.feature_scaling_ = dataset.feature_scaling()
+        else:
+            self.feature_scaling_ = feature_scaling(dataset.inputs)
 
     def fit(self, X: Any, y: Any = None, **fit_params: Any):
         """Featurize X, then train; resumes from ``checkpoint_dir`` if it holds a run.

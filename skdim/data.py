@@ -54,13 +54,18 @@ class SiteNetDataset(Dataset):
 
 
 def item_sizes(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """(P, J) of every item of a SiteNetDataset or a (nested) Subset of one."""
+    """(P, J) of every item of a dataset, read from its ``n_sites`` and ``n_neighbors``.
+
+    Works for :class:`SiteNetDataset`, any dataset with those two attributes
+    (e.g. an on-disk store), nested ``Subset`` s of them, and otherwise falls
+    back to reading every item.
+    """
     if isinstance(dataset, Subset):
         n_sites, n_neighbors = item_sizes(dataset.dataset)
         index = np.asarray(dataset.indices)
         return n_sites[index], n_neighbors[index]
-    if isinstance(dataset, SiteNetDataset):
-        return dataset.n_sites, dataset.n_neighbors
+    if hasattr(dataset, "n_sites") and hasattr(dataset, "n_neighbors"):  # SiteNetDataset & co
+        return np.asarray(dataset.n_sites), np.asarray(dataset.n_neighbors)
     items = [dataset[i][0] for i in range(len(dataset))]
     return np.array([x.n_sites for x in items]), np.array([x.n_neighbors for x in items])
 
