@@ -48,7 +48,18 @@ def niggli_reduce(lattice: np.ndarray, rel_eps: float = 1e-9) -> np.ndarray:
     counts as a tie, while the near-ties of a slightly distorted lattice are
     decided by the actual values, so that a rotated or re-based copy of the
     lattice ends on the same basis rather than on another, almost equivalent one.
+    If float noise makes the steps cycle, the reduction is retried with a
+    tolerance 100 and then 10,000 times larger.
     """
+    for scale in (1.0, 1e2, 1e4):
+        basis = _niggli_steps(lattice, rel_eps * scale)
+        if basis is not None:
+            return basis
+    raise RuntimeError("Niggli reduction did not converge")
+
+
+def _niggli_steps(lattice: np.ndarray, rel_eps: float) -> np.ndarray | None:
+    """The Krivy-Gruber steps; None if they do not converge in 1000 steps."""
     a, b, c = (list(map(float, v)) for v in lattice)
     eps = rel_eps * abs(_dot(_cross(a, b), c)) ** (2 / 3)
     for _ in range(1000):
@@ -87,7 +98,7 @@ def niggli_reduce(lattice: np.ndarray, rel_eps: float = 1e-9) -> np.ndarray:
             c = _add(_add(c, a), b)
         else:
             return np.array([a, b, c])
-    raise RuntimeError("Niggli reduction did not converge")
+    return None
 
 
 def _sign_flips(xi, eta, zeta, eps):

@@ -73,6 +73,19 @@ class SiteNetInput(NamedTuple):
         Unit-cell site index of every supercell atom j.
     n_images : int
         Number of primitive cells in the supercell, so J = P * n_images.
+
+    Examples
+    --------
+    >>> from pymatgen.core import Lattice, Structure
+    >>> from skdim.featurize import featurize_structure
+    >>> cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> x = featurize_structure(cscl, max_atoms=20)
+    >>> x.n_sites, x.n_images, x.n_neighbors
+    (2, 8, 16)
+    >>> x.atomic_numbers.tolist(), x.neighbor_site.tolist()
+    ([55, 17], [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1])
+    >>> float(x.distances[0, 8])  # Cs to its nearest Cl: sqrt(3) * 4.12 / 2
+    3.568...
     """
 
     atomic_numbers: np.ndarray
@@ -256,6 +269,14 @@ def primitive_cell(
     -------
     Structure
         The reduced primitive cell, with sites in featurization order.
+
+    Examples
+    --------
+    >>> from pymatgen.core import Lattice, Structure
+    >>> nacl = Structure.from_spacegroup(
+    ...     "Fm-3m", Lattice.cubic(5.69), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> len(nacl), len(primitive_cell(nacl))  # conventional cell, primitive cell
+    (8, 2)
     """
     table = property_table(tuple(site_properties))
     cell = _to_primitive(_read_structure(structure, "structure", table))
@@ -283,6 +304,17 @@ def cubic_supercell_matrix(lattice: np.ndarray, n_sites: int, max_atoms: int) ->
     ndarray of shape (3, 3), int
         Upper-triangular matrix M with the image counts on its diagonal; the
         supercell lattice is ``M @ lattice``.
+
+    Examples
+    --------
+    A simple cubic cell with one atom grows to a 3 x 3 x 3 supercell of 27
+    atoms, the largest cube under 30 atoms:
+
+    >>> import numpy as np
+    >>> cubic_supercell_matrix(4.0 * np.eye(3), n_sites=1, max_atoms=30)
+    array([[3, 0, 0],
+           [0, 3, 0],
+           [0, 0, 3]])
     """
     shear, lengths = _orthogonal_shear(lattice)
     counts = [1, 1, 1]
@@ -513,10 +545,13 @@ def _featurize_chunk(items, on_error, params):
     for index, label, structure in items:
         try:
             out.append(_featurize_one(structure, _describe(index, label), **params))
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, ArithmeticError, RuntimeError) as error:
             if on_error == "raise":
                 raise
-            out.append(str(error))
+            if isinstance(error, (TypeError, ValueError)):  # these name the item already
+                out.append(str(error))
+            else:
+                out.append(f"{_describe(index, label)}: {type(error).__name__}: {error}")
     return out
 
 
@@ -552,6 +587,26 @@ def featurize(
     Returns
     -------
     list of SiteNetInput (or None for skipped structures)
+
+    Examples
+    --------
+    >>> from pymatgen.core import Lattice, Structure
+    >>> cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> po = Structure(Lattice.cubic(3.35), ["Po"], [[0, 0, 0]])
+    >>> inputs = featurize([cscl, po], max_atoms=30)
+    >>> [(x.n_sites, x.n_neighbors) for x in inputs]
+    [(2, 24), (1, 27)]
+
+    With ``on_error="skip"``, a structure that cannot be featurized gives
+    ``None`` and a warning instead of an error:
+
+    >>> import warnings
+    >>> broken = Structure(Lattice.cubic(4.0), ["Na", "Na"], [[0, 0, 0], [0, 0, 0.001]])
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     inputs = featurize([po, broken], on_error="skip")
+    >>> inputs[1] is None
+    True
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")

@@ -408,3 +408,20 @@ def test_cubic_supercell_matrix_matches_rq_reference(structures, max_atoms):
             max_atoms, len(prim)
         )
     assert ties < len(structures) / 3
+
+
+def test_niggli_reduction_of_a_cycling_lattice_converges():
+    """Float noise made the exact-tie steps cycle on mb-mp-gap-081695."""
+    lattice = np.array(
+        [
+            [3.3933317868581176, 0.0, 1.9591410182232554],
+            [1.1311105993806525, 3.1992638880451625, 1.9591410188155038],
+            [0.0, 0.0, 3.91828204],
+        ]
+    )
+    reduced = niggli_reduce(lattice)
+    expected = Lattice(lattice).get_niggli_reduced_lattice()
+    np.testing.assert_allclose(
+        sorted(np.linalg.norm(reduced, axis=1)), sorted(expected.abc), rtol=1e-6
+    )
+    assert abs(np.linalg.det(reduced)) == pytest.approx(abs(np.linalg.det(lattice)))
