@@ -1,8 +1,10 @@
-"""Command line: ``skdim pretrain | embed | fit | predict`` (also ``python -m skdim``).
+"""Command line: ``skdim pretrain | featurize | embed | fit | predict`` (also ``python -m skdim``).
 
 DATA is a CSV file with a CIF text column (``--structure-col``, default
 "cif") or a folder of CIF/POSCAR files, optionally with a CGCNN-style
-``id_prop.csv`` (id, target).
+``id_prop.csv`` (id, target); ``pretrain`` also reads a store written by
+``featurize``, and ``pretrain --distributed`` trains data-parallel under
+``accelerate launch`` or ``torchrun`` (see docs/scaling.rst).
 """
 
 from __future__ import annotations
@@ -16,17 +18,19 @@ import pandas as pd
 from skdim.datasets import load_structure_folder, load_structures_csv
 
 
-def _load(path: str, structure_col: str, target: str | None, n_jobs: int):
+def _load(path: str, structure_col: str, target: str | None, n_jobs: int, progress: bool):
     """Structures (Series indexed by id) and targets (Series or None)."""
     data = Path(path)
     if data.is_dir():
         id_prop = "id_prop.csv" if (data / "id_prop.csv").is_file() else None
-        structures, targets = load_structure_folder(data, id_prop, n_jobs=n_jobs, progress=True)
+        structures, targets = load_structure_folder(
+            data, id_prop, n_jobs=n_jobs, progress=progress
+        )
         return structures, targets
     if not data.is_file():
         raise FileNotFoundError(f"{path} is neither a file nor a folder")
     structures, labels = load_structures_csv(
-        data, structure_col, target, n_jobs=n_jobs, progress=True
+        data, structure_col, target, n_jobs=n_jobs, progress=progress
     )
     return structures, labels if target is not None else None
 
@@ -57,27 +61,64 @@ def _common(args: argparse.Namespace) -> dict:
         "validation_fraction": args.validation_fraction,
         "early_stopping": args.early_stopping,
         "n_jobs": args.n_jobs,
-        "verbose": 2,
+        "verbose": 0 if args.quiet else 2,
     }
 
 
 def _pretrain(args: argparse.Namespace) -> None:
     from skdim import DIMPretrainer
 
-    structures, _ = _load(args.data, args.structure_col, None, args.n_jobs)
     options = _common(args)
     if options["validation_fraction"] is None:
         options["validation_fraction"] = 0.1
-    model = DIMPretrainer(max_atoms=args.max_atoms, **options).fit(structures)
-    model.save(args.out)
+    if (Path(args.data) / "store.json").is_file():  # written by `skdim featurize`
+        from skdim.store import FeaturizedStore
+
+        data = FeaturizedStore(args.data)
+        options.update(data.featurization)
+    else:
+        data, _ = _load(args.data, args.structure_col, None, args.n_jobs, not args.quiet)
+        options["max_atoms"] = args.max_atoms
+    if args.distributed:  # one process per device, under accelerate launch or torchrun
+        from skdim.distributed import DistributedDIMPretrainer
+
+        options.pop("device")
+        model = DistributedDIMPretrainer(**options).fit(data)
+        model.save(args.out)
+        if not model.accelerator.is_main_process:
+            return
+    else:
+        model = DIMPretrainer(**options).fit(data)
+        model.save(args.out)
     print(f"saved DIM pretrainer to {args.out}")
+
+
+def _featurize(args: argparse.Namespace) -> None:
+    from skdim.store import featurize_to_store, iter_csv_texts
+
+    data = Path(args.data)
+    if data.is_dir():
+        structures, _ = _load(args.data, args.structure_col, None, args.n_jobs, not args.quiet)
+    elif data.is_file():
+        structures = iter_csv_texts(data, args.structure_col)
+    else:
+        raise FileNotFoundError(f"{args.data} is neither a file nor a folder")
+    store = featurize_to_store(
+        structures,
+        args.out,
+        shard_size=args.shard_size,
+        n_jobs=args.n_jobs,
+        progress=not args.quiet,
+        max_atoms=args.max_atoms,
+    )
+    print(f"{len(store)} structures in {args.out} ({len(store.skipped)} skipped)")
 
 
 def _embed(args: argparse.Namespace) -> None:
     from skdim import DIMPretrainer
 
     model = DIMPretrainer.load(args.model, device=args.device)
-    structures, _ = _load(args.data, args.structure_col, None, args.n_jobs)
+    structures, _ = _load(args.data, args.structure_col, None, args.n_jobs, not args.quiet)
     table = pd.DataFrame(
         model.transform(structures), index=structures.index, columns=model.get_feature_names_out()
     )
@@ -88,7 +129,9 @@ def _embed(args: argparse.Namespace) -> None:
 def _fit(args: argparse.Namespace) -> None:
     from skdim import SiteNetRegressor
 
-    structures, targets = _load(args.data, args.structure_col, args.target, args.n_jobs)
+    structures, targets = _load(
+        args.data, args.structure_col, args.target, args.n_jobs, not args.quiet
+    )
     if targets is None:
         raise ValueError("no targets: pass --target COLUMN (CSV) or use a folder with id_prop.csv")
     model = SiteNetRegressor(
@@ -106,7 +149,7 @@ def _predict(args: argparse.Namespace) -> None:
     from skdim import SiteNetRegressor
 
     model = SiteNetRegressor.load(args.model, device=args.device)
-    structures, _ = _load(args.data, args.structure_col, None, args.n_jobs)
+    structures, _ = _load(args.data, args.structure_col, None, args.n_jobs, not args.quiet)
     predictions = model.predict(structures)
     frame = pd.DataFrame(predictions.reshape(len(structures), -1), index=structures.index)
     frame.columns = ["prediction"] if frame.shape[1] == 1 else [f"prediction{i}" for i in frame]
@@ -114,8 +157,27 @@ def _predict(args: argparse.Namespace) -> None:
     print(f"wrote {len(frame)} predictions to {args.out}")
 
 
+def _benchmark(args: argparse.Namespace) -> None:
+    from skdim.benchmark import run
+
+    run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``skdim`` command."""
+    """The argument parser of the ``skdim`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        One subcommand per task; each sets ``handler`` to the function that
+        runs it.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["embed", "dim_model", "data.csv", "--out", "z.csv"])
+    >>> args.command, args.model, args.out
+    ('embed', 'dim_model', 'z.csv')
+    """
     parser = argparse.ArgumentParser(prog="skdim", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -125,10 +187,21 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     pretrain = command("pretrain", _pretrain, "pretrain a DIM encoder without labels")
-    pretrain.add_argument("data")
+    pretrain.add_argument("data", help="CSV file, structure folder or featurized store")
     pretrain.add_argument("--out", required=True, help="output model directory")
     pretrain.add_argument("--max-atoms", type=int, default=50)
+    pretrain.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over the processes started by accelerate launch or torchrun",
+    )
     _training_options(pretrain, epochs=20)
+
+    featurize = command("featurize", _featurize, "featurize into a sharded store (resumable)")
+    featurize.add_argument("data")
+    featurize.add_argument("--out", required=True, help="store directory")
+    featurize.add_argument("--max-atoms", type=int, default=50)
+    featurize.add_argument("--shard-size", type=int, default=1000)
 
     embed = command("embed", _embed, "write DIM embeddings to a CSV file")
     embed.add_argument("model")
@@ -152,14 +225,45 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", required=True)
     predict.add_argument("--device", default=None)
 
-    for sub in (pretrain, embed, fit, predict):
+    benchmark = command(
+        "benchmark", _benchmark, "label-masking benchmark: DIM against baselines, 50-1000 labels"
+    )
+    from skdim.benchmark import add_arguments
+
+    add_arguments(benchmark)
+
+    for sub in (pretrain, featurize, embed, fit, predict):
         sub.add_argument("--structure-col", default="cif", help="CIF column of a CSV file")
         sub.add_argument("--n-jobs", type=int, default=1, help="processes for parsing/featurizing")
+        sub.add_argument("--quiet", action="store_true", help="no progress bars or epoch table")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv : list of str or None, default=None
+        The arguments after the program name; None reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 2 when the input is invalid (the
+        error is printed to standard error, without a traceback).
+
+    Examples
+    --------
+    >>> import contextlib, io
+    >>> with contextlib.redirect_stderr(io.StringIO()) as err:
+    ...     status = main(["predict", "no_such_model", "data.csv", "--out", "p.csv"])
+    >>> status, err.getvalue().startswith("skdim predict: error:")
+    (2, True)
+
+    From a shell, the same commands are ``skdim pretrain ...``, ``skdim
+    predict ...``; ``skdim --help`` lists them.
+    """
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)

@@ -1,0 +1,63 @@
+"""The label-masking benchmark's split and report (the run itself is `skdim benchmark`)."""
+
+import argparse
+import gzip
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skdim import benchmark
+
+PROFILE = {"n_pretrain": 300, "ns": [5, 20], "seeds": 2, "pool": 60, "n_test": 30}
+
+
+@pytest.mark.parametrize("task", ["gap", "eform"])
+def test_split_is_nested_disjoint_and_uses_training_data_only(task, data_home):
+    split = benchmark._task_split(task, data_home, PROFILE)
+    test = set(split["test"])
+    assert len(test) == 30
+    if task == "gap":
+        with gzip.open(data_home / "matbench_mp_gap_official_folds.json.gz", "rt") as handle:
+            assert test <= set(json.load(handle)["folds"]["fold_0"]["test"])
+    labelled = split["labelled"]
+    assert sorted(labelled) == [0, 1]
+    pool = set()
+    for ids in labelled.values():
+        assert len(ids) == 20 == len(set(ids))  # N=5 is the first 5 of the N=20 subset
+        assert not test & set(ids)
+        pool |= set(ids)
+    assert len(pool) <= 60
+    assert labelled[0] != labelled[1]
+    assert pool <= set(split["pretrain"]) and not test & set(split["pretrain"])
+    assert len(split["pretrain"]) == 300
+    assert benchmark._task_split(task, data_home, PROFILE) == split  # seeded
+
+
+def test_report_gives_median_iqr_and_relative_gain(tmp_path):
+    rows = pd.DataFrame(
+        [
+            ("gap", n, seed, arm, mae)
+            for n in (50, 100)
+            for seed, noise in enumerate((0.0, 0.1, 0.2))
+            for arm, mae in (("sitenet_dim", 0.5 + noise), ("xrd_rf", 1.0 + noise), ("mean", 2.0))
+        ],
+        columns=["task", "n", "seed", "arm", "mae"],
+    )
+    rows.to_csv(tmp_path / "label_masking_quick_rows.csv", index=False)
+    args = argparse.Namespace(profile="quick", plots=False)
+    benchmark._summarize(args, tmp_path)
+    report = (tmp_path / "label_masking_quick.md").read_text()
+    assert "| sitenet_dim | **0.600 [0.550-0.650]** | **0.600 [0.550-0.650]** |" in report
+    assert "| xrd_rf | 1.100 [1.050-1.150] |" in report
+    assert "N=50: best DIM arm 0.600 vs best other 1.100 (xrd_rf), +45.5%" in report
+    assert np.isfinite(rows["mae"]).all()
+
+
+def test_cli_exposes_the_benchmark():
+    from skdim.cli import build_parser
+
+    args = build_parser().parse_args(["benchmark", "--full", "--tasks", "gap"])
+    assert args.profile == "full" and args.tasks == ["gap"]
+    assert args.handler.__name__ == "_benchmark"
