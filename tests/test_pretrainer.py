@@ -146,3 +146,29 @@ def test_global_embedding_option(small, fitted_pretrainer):
     # the pooled features are what the global code is computed from
     encoder = fitted_pretrainer.module_.encoder
     assert fitted_pretrainer.transform(structures).shape[1] == encoder.pre_pool.out_dim
+
+
+@pytest.mark.slow
+def test_dim_loss_falls_and_global_mi_rises_on_demo_set(demo3k):
+    """A few hundred DIM steps on real structures: the objective learns."""
+    structures, _ = demo3k
+    inputs = featurize([s for s in structures if len(s) <= 10][:800], max_atoms=50)
+    model = DIMPretrainer(
+        max_epochs=3,
+        engineered_negatives=False,
+        validation_fraction=None,
+        batch_pairs=4096,
+        random_state=0,
+        verbose=0,
+    ).fit(inputs)
+    batches = [b for epoch in model.history for b in epoch["batches"]]
+    assert len(batches) >= 150, len(batches)
+
+    def mean_of(key, part):
+        return np.mean([b[key] for b in part])
+
+    first, last = batches[:30], batches[-30:]
+    loss = mean_of("train_loss", first), mean_of("train_loss", last)
+    global_mi = mean_of("global_mi", first), mean_of("global_mi", last)
+    assert loss[1] < 0.8 * loss[0], loss
+    assert global_mi[1] > global_mi[0] + 0.1, global_mi
