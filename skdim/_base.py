@@ -73,11 +73,30 @@ class SiteNetMixin:
         return settings
 
     def get_dataset(self, X: Any, y: Any = None) -> SiteNetDataset:
-        """Featurize structures (or wrap featurized inputs) into a SiteNetDataset."""
+        """Featurize structures (or wrap featurized inputs) into a SiteNetDataset.
+
+        Parameters
+        ----------
+        X : sequence of Structure, featurized inputs, or a torch Dataset
+            A torch Dataset (a :class:`~skdim.data.SiteNetDataset`, or one
+            that streams from disk) is returned unchanged.
+        y : array-like or None, default=None
+            Targets.
+
+        Returns
+        -------
+        SiteNetDataset
+        """
+        settings = getattr(self, "featurization_", None) or self._resolve_featurization()
         if is_torch_dataset(X):
+            stored = getattr(X, "featurization", None)  # an on-disk store knows its settings
+            if stored is not None and dict(stored) != dict(settings):
+                raise ValueError(
+                    f"the dataset was featurized with {dict(stored)}, but this estimator uses "
+                    f"{dict(settings)}; pass them: Estimator(**store.featurization)"
+                )
             return X
         items, _ = as_structures(X)
-        settings = getattr(self, "featurization_", None) or self._resolve_featurization()
         if is_featurized(items):
             inputs = list(items.tolist() if hasattr(items, "iloc") else items)
             _check_featurized(inputs, settings)
@@ -86,7 +105,23 @@ class SiteNetMixin:
         return SiteNetDataset(inputs, y)
 
     def get_split_datasets(self, X: Any, y: Any = None, **fit_params: Any):
-        """Seeded random validation split of ``validation_fraction`` of the data."""
+        """Seeded random validation split of ``validation_fraction`` of the data.
+
+        Parameters
+        ----------
+        X : sequence of Structure, featurized inputs, or a torch Dataset
+            Training data.
+        y : array-like or None, default=None
+            Targets.
+        **fit_params : dict
+            Unused (skorch's signature).
+
+        Returns
+        -------
+        dataset_train : Dataset
+        dataset_valid : Dataset or None
+            None when ``validation_fraction`` is 0 or None.
+        """
         dataset = self.get_dataset(X, y)
         if not self.validation_fraction:
             return dataset, None
@@ -99,7 +134,23 @@ class SiteNetMixin:
         return Subset(dataset, np.sort(order[n_valid:])), Subset(dataset, np.sort(order[:n_valid]))
 
     def get_iterator(self, dataset, training: bool = False) -> DataLoader:
-        """DataLoader with pair-budget batches (shuffled and size-bucketed in training)."""
+        """DataLoader with pair-budget batches (shuffled and size-bucketed in training).
+
+        Parameters
+        ----------
+        dataset : Dataset
+            Items that :func:`~skdim.data.collate_sitenet` can batch.
+        training : bool, default=False
+            Shuffle the batches (with the estimator's seeded generator) and
+            use the ``iterator_train__*`` options, else ``iterator_valid__*``.
+
+        Returns
+        -------
+        torch.utils.data.DataLoader
+            Batches are limited by ``batch_pairs`` (see
+            :class:`~skdim.data.PairBudgetBatchSampler`); ``batch_size`` and
+            ``shuffle`` options are ignored.
+        """
         n_sites, n_neighbors = item_sizes(dataset)
         if training and getattr(self, "sampler_rng_", None) is None:
             self.sampler_rng_ = np.random.default_rng(self._seed())
@@ -123,7 +174,12 @@ class SiteNetMixin:
         return self.seed_
 
     def initialize(self):
-        """Resolve ``device='auto'`` and build module, criterion, optimizer."""
+        """Resolve ``device='auto'`` and build module, criterion, optimizer.
+
+        Returns
+        -------
+        self
+        """
         self.device = resolve_device(self.device)
         if self.precision not in _PRECISIONS:
             raise ValueError(
@@ -140,12 +196,38 @@ class SiteNetMixin:
         return torch.autocast(device_type, dtype=dtype, enabled=dtype is not None)
 
     def infer(self, x: Any, **fit_params: Any):
-        """Forward pass under autocast when ``precision`` is bfloat16/float16."""
+        """Forward pass under autocast when ``precision`` is bfloat16/float16.
+
+        Parameters
+        ----------
+        x : dict of tensors
+            A batch of :func:`~skdim.data.collate_sitenet`.
+        **fit_params : dict
+            Passed on to the module.
+
+        Returns
+        -------
+        tensor or tuple of tensors
+            The module's output.
+        """
         with self._autocast():
             return super().infer(x, **fit_params)
 
     def train_step_single(self, batch, **fit_params):
-        """Forward, loss and (loss-scaled, for float16) backward pass."""
+        """Forward, loss and (loss-scaled, for float16) backward pass.
+
+        Parameters
+        ----------
+        batch : tuple
+            ``(inputs, targets)`` from the training iterator.
+        **fit_params : dict
+            Passed on to :meth:`infer`.
+
+        Returns
+        -------
+        dict
+            ``loss`` (a scalar tensor) and ``y_pred`` (the module's output).
+        """
         self._set_training(True)
         Xi, yi = batch
         y_pred = self.infer(Xi, **fit_params)
@@ -154,7 +236,20 @@ class SiteNetMixin:
         return {"loss": loss, "y_pred": y_pred}
 
     def train_step(self, batch, **fit_params):
-        """One optimizer step with gradient-norm clipping (no closure needed for AdamW)."""
+        """One optimizer step with gradient-norm clipping (no closure needed for AdamW).
+
+        Parameters
+        ----------
+        batch : tuple
+            ``(inputs, targets)`` from the training iterator.
+        **fit_params : dict
+            Passed on to :meth:`train_step_single`.
+
+        Returns
+        -------
+        dict
+            ``loss`` and ``y_pred``, as :meth:`train_step_single` gives them.
+        """
         self._zero_grad_optimizer()
         step = self.train_step_single(batch, **fit_params)
         optimizers = [getattr(self, name + "_") for name in self._optimizers]
@@ -175,7 +270,12 @@ class SiteNetMixin:
         return step
 
     def get_default_callbacks(self):
-        """Skorch defaults plus recorded losses, progress bar, early stopping, checkpoints."""
+        """Skorch defaults plus recorded losses, progress bar, early stopping, checkpoints.
+
+        Returns
+        -------
+        list of (str, Callback)
+        """
         callbacks = list(super().get_default_callbacks())
         for name in self._recorded:
             callbacks.append((name, PassthroughScoring(name=name, on_train=True)))
@@ -224,10 +324,13 @@ class SiteNetMixin:
 
         Parameters
         ----------
-        X : list, tuple, array or Series of pymatgen Structure, or a
-            single-column DataFrame, or featurized inputs
+        X : sequence of Structure, single-column DataFrame, or featurized inputs
+            Training structures: a list, tuple, array or Series of pymatgen
+            Structures, or what :func:`skdim.featurize.featurize` returns.
         y : array-like, optional
             Targets (ignored by DIMPretrainer).
+        **fit_params : dict
+            Passed on to the module's forward pass (skorch's convention).
 
         Returns
         -------

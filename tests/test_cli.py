@@ -24,3 +24,11 @@ def test_clear_errors(data_home, tmp_path, capsys):
     csv = str(data_home / "mp100.csv.gz")
     assert main(["fit", csv, "--out", str(tmp_path / "r"), "--max-epochs", "1"]) == 2
     assert "no targets" in capsys.readouterr().err
+
+
+def test_quiet(data_home, tmp_path, capsys):
+    folder = str(data_home / "cod_cif10")
+    out = str(tmp_path / "dim")
+    assert main(["pretrain", folder, "--out", out, "--max-epochs", "1", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"saved DIM pretrainer to {out}\n" and captured.err == ""

@@ -1,0 +1,169 @@
+"""File format of the featurized store: shards written atomically, records read by pread.
+
+Layout of a store directory::
+
+    store.json          settings, shard size, completion flag
+    shard-00000.bin     one record per structure: atomic numbers (int64, P),
+                        neighbour sites (int64, J), site features (float32,
+                        P x F), pair features (float32, P x J x C)
+    shard-00000.npz     n_sites, n_images, byte offsets, input positions,
+                        skipped inputs and their reasons, per-shard feature
+                        statistics; a shard is finished when this file exists
+
+Both shard files are written under a ``.tmp`` name, synced and renamed, the
+``.npz`` last, so an interrupted run never leaves a shard that looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skdim.datasets import _parse_one
+from skdim.featurize import SiteNetInput, featurize_structure
+
+FORMAT_VERSION = 1
+MANIFEST = "store.json"
+_DTYPES = (np.int64, np.int64, np.float32, np.float32)
+#: Errors that make ``on_error="skip"`` skip a structure. Besides invalid input
+#: (TypeError, ValueError), a few of the 10^5 structures of matbench_mp_gap make
+#: the cell reduction fail (RuntimeError, ArithmeticError); one bad crystal must
+#: not stop a run over a million.
+_SKIPPABLE = (TypeError, ValueError, ArithmeticError, RuntimeError)
+
+
+def shard_stem(path: Path, k: int) -> Path:
+    """``path/shard-0000k`` (add ``.bin`` or ``.npz``)."""
+    return path / f"shard-{k:05d}"
+
+
+def open_manifest(path: Path, settings: dict, shard_size: int) -> dict:
+    """The store's manifest, created if missing; ValueError if its settings differ."""
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "featurization": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
+        "shard_size": int(shard_size),
+        "complete": False,
+    }
+    if (path / MANIFEST).is_file():
+        found = json.loads((path / MANIFEST).read_text())
+        fields = ("format_version", "featurization", "shard_size")
+        if any(found.get(k) != manifest[k] for k in fields):
+            mine = {k: manifest[k] for k in fields}
+            theirs = {k: found.get(k) for k in fields}
+            raise ValueError(f"{path} holds a store with {theirs}, not {mine}")
+        return found
+    write_json(path / MANIFEST, manifest)
+    return manifest
+
+
+def write_json(target: Path, value: dict) -> None:
+    """Replace ``target`` atomically with ``value`` as JSON."""
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(json.dumps(value, indent=1))
+    os.replace(temporary, target)
+
+
+def _featurize_item(item: Any, where: str, settings: dict, fmt: str) -> SiteNetInput:
+    if isinstance(item, str):
+        item = _parse_one(item, fmt, where)
+    return featurize_structure(item, **settings)
+
+
+def write_shard(
+    path: Path, k: int, start: int, items: list, settings: dict, on_error: str, fmt: str
+) -> int:
+    """Featurize one shard and write it atomically; returns the number of inputs."""
+    stem = shard_stem(path, k)
+    inputs, source, skipped, reasons = [], [], [], []
+    for position, item in enumerate(items, start):
+        try:
+            inputs.append(_featurize_item(item, f"structures[{position}]", settings, fmt))
+            source.append(position)
+        except _SKIPPABLE as error:
+            if on_error == "raise":
+                raise
+            skipped.append(position)
+            reasons.append(f"{type(error).__name__}: {error}")
+    temporary = stem.with_suffix(".bin.tmp")
+    offsets = []
+    with open(temporary, "wb") as handle:
+        for x in inputs:
+            offsets.append(handle.tell())
+            for array, dtype in zip(_fields(x), _DTYPES):
+                handle.write(np.ascontiguousarray(array, dtype).tobytes())
+        _sync(handle)
+    os.replace(temporary, stem.with_suffix(".bin"))
+    index = {
+        "n_sites": np.array([x.n_sites for x in inputs], np.int64),
+        "n_images": np.array([x.n_images for x in inputs], np.int64),
+        "offset": np.array(offsets, np.int64),
+        "source": np.array(source, np.int64),
+        "skipped": np.array(skipped, np.int64),
+        "reasons": np.array(reasons, dtype=str),
+    }
+    for name, rows in _feature_rows(inputs, settings).items():
+        mean = rows.mean(axis=0) if len(rows) else np.zeros(rows.shape[1])
+        index.update({f"{name}_count": len(rows), f"{name}_mean": mean})
+        index[f"{name}_m2"] = ((rows - mean) ** 2).sum(axis=0)
+    temporary = stem.with_suffix(".npz.tmp")
+    with open(temporary, "wb") as handle:
+        np.savez(handle, **index)
+        _sync(handle)
+    os.replace(temporary, stem.with_suffix(".npz"))
+    return len(items)
+
+
+def _fields(x: SiteNetInput) -> tuple[np.ndarray, ...]:
+    return x.atomic_numbers, x.neighbor_site, x.site_features, x.pair_features
+
+
+def _feature_rows(inputs: list[SiteNetInput], settings: dict) -> dict[str, np.ndarray]:
+    n_site, n_pair = len(settings["site_properties"]), len(settings["pair_features"])
+    sites = [x.site_features for x in inputs] or [np.zeros((0, n_site))]
+    pairs = [x.pair_features.reshape(-1, n_pair) for x in inputs] or [np.zeros((0, n_pair))]
+    return {
+        "site": np.concatenate(sites).astype(np.float64),
+        "pair": np.concatenate(pairs).astype(np.float64),
+    }
+
+
+def _sync(handle) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def read_record(descriptor: int, offset: int, p: int, j: int, widths: tuple[int, int]):
+    """The SiteNetInput of P sites and J neighbours stored at ``offset``."""
+    shapes = ((p,), (j,), (p, widths[0]), (p, j, widths[1]))
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    nbytes = 8 * (sizes[0] + sizes[1]) + 4 * (sizes[2] + sizes[3])
+    data = os.pread(descriptor, nbytes, offset)
+    arrays, start = [], 0
+    for shape, size, dtype in zip(shapes, sizes, _DTYPES):
+        arrays.append(np.frombuffer(data, dtype, size, start).reshape(shape))
+        start += size * np.dtype(dtype).itemsize
+    return SiteNetInput(arrays[0], arrays[2], arrays[3], arrays[1], n_images=j // p)
+
+
+def combine_statistics(shards: list[dict]) -> dict[str, np.ndarray]:
+    """Merge per-shard (count, mean, M2) into mean and std (Chan et al.'s parallel update)."""
+    scaling = {}
+    for name in ("site", "pair"):
+        count, mean, m2 = 0, 0.0, 0.0
+        for s in shards:
+            n_b, mean_b, m2_b = int(s[f"{name}_count"]), s[f"{name}_mean"], s[f"{name}_m2"]
+            if n_b == 0:
+                continue
+            delta, total = mean_b - mean, count + n_b
+            mean = mean + delta * n_b / total
+            m2 = m2 + m2_b + delta**2 * count * n_b / total
+            count = total
+        std = np.sqrt(m2 / max(count, 1))
+        scaling[f"{name}_mean"] = np.asarray(mean, np.float32)
+        scaling[f"{name}_std"] = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+    return scaling
