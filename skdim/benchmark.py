@@ -65,13 +65,13 @@ PROFILES = {
         "rf_trees": 100,
     },
     "full": {
-        "n_pretrain": 4000,
-        "pretrain_epochs": 5,
+        "n_pretrain": 5000,
+        "pretrain_epochs": 6,
         "ns": [50, 100, 250, 1000],
         "seeds": 3,
         "pool": 1500,
         "n_test": 500,
-        "finetune_steps": 150,
+        "finetune_steps": 200,
         "rf_trees": 300,
     },
 }
@@ -405,7 +405,7 @@ def _summarize(args, out: Path) -> None:
                 text = f"{r['50%']:.3f} [{r['25%']:.3f}-{r['75%']:.3f}]"
                 cells.append(f"**{text}**" if r["50%"] == best[n] else text)
             lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-        lines += ["", _relative_gains(table, ns), ""]
+        lines += ["", _relative_gains(table, ns), "", *_family_table(table, ns), ""]
         cost = out / f"cost_{task}_{args.profile}.json"
         if cost.exists():
             c = json.loads(cost.read_text())
@@ -420,6 +420,42 @@ def _summarize(args, out: Path) -> None:
     print("\n".join(lines))
     if args.plots:
         _curve_plot(rows, out / f"label_masking_{args.profile}.png")
+
+
+FAMILIES = {
+    "sitenet_dim": "Site-Net fine-tuned from DIM",
+    "sitenet_scratch": "Site-Net from scratch",
+    "dim": "DIM embeddings",
+    "random": "random-encoder embeddings",
+    "xrd": "XRD powder pattern",
+    "ofm": "orbital field matrix",
+    "magpie_ssf": "Magpie + SiteStatsFingerprint",
+    "mean": "mean predictor",
+}
+
+
+def _family_table(table, ns) -> list[str]:
+    """Markdown rows: the best downstream model of each family, per N."""
+    lines = [
+        "Best downstream model of each family (median test MAE; model in brackets, the"
+        " family's best on the test medians, for display: every arm is in the table above):",
+        "",
+        "| family | " + " | ".join(f"N={n}" for n in ns) + " |",
+        "|---|" + "---:|" * len(ns),
+    ]
+    for family, label in FAMILIES.items():
+        cells = []
+        for n in ns:
+            medians = table.loc[n]["50%"]
+            arms = [a for a in medians.index if _arm_order(a)[0] == _arm_order(family)[0]]
+            if not arms:
+                cells.append("")
+                continue
+            best = medians[arms].idxmin()
+            model = best[len(family) + 1 :]
+            cells.append(f"{medians[best]:.3f}" + (f" ({model})" if model else ""))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _arm_order(arm: str) -> tuple:
