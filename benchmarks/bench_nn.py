@@ -150,7 +150,7 @@ class NaiveDIM(nn.Module):
             "neighbor_site": neighbor_site,
             "site_mask": site_mask,
             "pair_mask": pair_mask,
-            "atomic_numbers": torch.zeros_like(neighbor_site),
+            "atomic_numbers": torch.zeros(site_mask.shape, dtype=torch.long),
         }
         corrupted = engineered_negatives(batch, sigma, random=True)
         negatives = []
