@@ -4,15 +4,20 @@ Predicting a folder of CIF files from the command line
 
 The ``skdim`` command (also ``python -m skdim``) pretrains, embeds, fits and
 predicts on a CSV file with a CIF column or on a folder of CIF/POSCAR files.
-This example drives it from Python with :func:`skdim.cli.main`; in a shell,
-drop the list brackets::
+This example runs it from Python through :func:`skdim.cli.main`, which takes
+the same arguments as the shell command::
 
     skdim pretrain mp36k_demo3k.csv.gz --out dim_model --max-epochs 3
     skdim fit mp36k_demo3k.csv.gz --target e_form_per_atom --pretrained dim_model --out reg
     skdim predict reg cod_cif10/ --out predictions.csv
+
+In a terminal the commands show progress bars and a table of losses per
+epoch; ``--quiet``, used here to keep this page short, turns both off.
 """
 
 # %%
+# A training file of 150 crystals, in a temporary folder.
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -23,24 +28,22 @@ from skdim.datasets import get_data_home
 
 data = get_data_home()
 work = Path(tempfile.mkdtemp())
-subset = work / "train.csv"
-pd.read_csv(data / "mp36k_demo3k.csv.gz").head(300).to_csv(subset, index=False)
+pd.read_csv(data / "mp36k_demo3k.csv.gz", nrows=150).to_csv(work / "train.csv", index=False)
+
+
+def skdim(command_line):
+    """Run ``skdim COMMAND_LINE`` in this Python process, as a shell would."""
+    print(f"$ skdim {command_line}")
+    assert main(shlex.split(command_line)) == 0
+
 
 # %%
-main(["pretrain", str(subset), "--out", str(work / "dim"), "--max-epochs", "3"])
-main(
-    [
-        "fit",
-        str(subset),
-        "--target",
-        "e_form_per_atom",
-        "--pretrained",
-        str(work / "dim"),
-        "--out",
-        str(work / "reg"),
-        "--max-epochs",
-        "30",
-    ]
+# Pretrain, fine-tune from the pretrained model, and predict the CIF files of
+# a folder (here, 10 structures from the Crystallography Open Database).
+skdim(f"pretrain {work / 'train.csv'} --out {work / 'dim'} --max-epochs 2 --quiet")
+skdim(
+    f"fit {work / 'train.csv'} --target e_form_per_atom --pretrained {work / 'dim'}"
+    f" --out {work / 'reg'} --max-epochs 10 --quiet"
 )
-main(["predict", str(work / "reg"), str(data / "cod_cif10"), "--out", str(work / "pred.csv")])
+skdim(f"predict {work / 'reg'} {data / 'cod_cif10'} --out {work / 'pred.csv'} --quiet")
 print(pd.read_csv(work / "pred.csv"))

@@ -16,8 +16,10 @@ from skdim import DIMPretrainer
 from skdim.datasets import get_data_home, load_structures_csv
 from skdim.matminer import DIMFeaturizer
 
-structures, labels = load_structures_csv(get_data_home() / "mp36k_demo3k.csv.gz")
-df = pd.DataFrame({"structure": structures.iloc[:200], "e_form": labels["e_form_per_atom"][:200]})
+path = get_data_home() / "mp36k_demo3k.csv.gz"
+ids = pd.read_csv(path, usecols=["mp_id"])["mp_id"][:200]  # parse only what is used
+structures, labels = load_structures_csv(path, ids=ids)
+df = pd.DataFrame({"structure": structures, "e_form": labels["e_form_per_atom"]})
 
 # %%
 pretrainer = DIMPretrainer(max_epochs=3, random_state=0, verbose=0).fit(df["structure"])

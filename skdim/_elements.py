@@ -43,7 +43,21 @@ def _full_table() -> tuple[tuple[str, ...], np.ndarray]:
 
 
 def available_properties() -> tuple[str, ...]:
-    """Names of all Magpie elemental properties that can be used as site features."""
+    """Names of all Magpie elemental properties that can be used as site features.
+
+    Returns
+    -------
+    tuple of str
+        Property names, for the ``site_properties`` parameter of the
+        featurization functions and the estimators.
+
+    Examples
+    --------
+    >>> from skdim.featurize import available_properties
+    >>> names = available_properties()
+    >>> len(names), "Electronegativity" in names
+    (64, True)
+    """
     return _full_table()[0]
 
 

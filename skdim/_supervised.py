@@ -79,7 +79,12 @@ class SupervisedMixin(SiteNetMixin):
         return getattr(self, "n_outputs_", 1)
 
     def initialize_module(self):
-        """Build SiteNet; load and optionally freeze the pretrained encoder."""
+        """Build SiteNet; load and optionally freeze the pretrained encoder.
+
+        Returns
+        -------
+        self
+        """
         settings = getattr(self, "featurization_", None) or self._resolve_featurization()
         kwargs = {
             "n_site_features": len(settings["site_properties"]),
@@ -126,18 +131,43 @@ class SupervisedMixin(SiteNetMixin):
         self.restoring_ = True  # weights come from the saved file, not `pretrained`
 
     def initialize(self):
-        """Build the net (see skorch); a restored model skips loading ``pretrained``."""
+        """Build the net (see skorch); a restored model skips loading ``pretrained``.
+
+        Returns
+        -------
+        self
+        """
         super().initialize()
         self.restoring_ = False
         return self
 
     def save(self, path) -> None:
-        """Save weights (``weights.pt``) and settings (``config.json``) to a directory."""
+        """Save weights (``weights.pt``) and settings (``config.json``) to a directory.
+
+        Parameters
+        ----------
+        path : str or Path
+            The directory (created if needed).
+        """
         save_estimator(self, path)
 
     @classmethod
     def load(cls, path, device: str | None = None):
-        """Load a model written by :meth:`save` (weights load strictly)."""
+        """Load a model written by :meth:`save` (weights load strictly).
+
+        Parameters
+        ----------
+        path : str or Path
+            The directory written by :meth:`save`.
+        device : str or None, default=None
+            Device to load onto; None uses the saved device, or the CPU when
+            the saved device is a GPU and none is available.
+
+        Returns
+        -------
+        estimator
+            The fitted estimator, ready to predict.
+        """
         return load_estimator(path, device=device, expected=cls)
 
 

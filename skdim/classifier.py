@@ -29,21 +29,38 @@ class SiteNetClassifier(ClassifierMixin, SupervisedMixin, NeuralNet):
         As in :class:`SiteNetRegressor`.
     max_atoms, supercell, site_properties, pair_features, max_sites : default=None
         Featurization, as in :class:`SiteNetRegressor`.
-    optimizer, lr, max_epochs, batch_pairs, validation_fraction, early_stopping,
-    checkpoint_dir, device, precision, gradient_clip, random_state, n_jobs,
-    verbose, callbacks, **kwargs
+    optimizer, lr, max_epochs, batch_pairs, validation_fraction
         As in :class:`SiteNetRegressor`.
+    early_stopping, checkpoint_dir, device, precision, gradient_clip
+        As in :class:`SiteNetRegressor`.
+    random_state, n_jobs, verbose, callbacks
+        As in :class:`SiteNetRegressor`.
+    **kwargs
+        Other skorch parameters.
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
     module_ : SiteNet
 
+    See Also
+    --------
+    SiteNetRegressor : The same model for continuous targets.
+
     Examples
     --------
+    Metal or not, from the PBE band gap:
+
     >>> from skdim import SiteNetClassifier
-    >>> clf = SiteNetClassifier(max_epochs=30)  # doctest: +SKIP
-    >>> clf.fit(structures, band_gap > 0).predict_proba(structures)  # doctest: +SKIP
+    >>> from skdim.datasets import get_data_home, load_structures_csv
+    >>> X, labels = load_structures_csv(get_data_home() / "mp100.csv.gz")
+    >>> is_metal = labels["band_gap"] == 0
+    >>> clf = SiteNetClassifier(max_epochs=30, random_state=0, verbose=0)
+    >>> clf.fit(X[:80], is_metal[:80])  # doctest: +SKIP
+    >>> clf.classes_  # doctest: +SKIP
+    array([False,  True])
+    >>> clf.predict_proba(X[80:]).shape  # doctest: +SKIP
+    (20, 2)
     """
 
     def __init__(
@@ -119,16 +136,55 @@ class SiteNetClassifier(ClassifierMixin, SupervisedMixin, NeuralNet):
         return codes.astype(np.int64)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Cross-entropy of the logits against the encoded labels."""
+        """Cross-entropy of the logits against the encoded labels.
+
+        Parameters
+        ----------
+        y_pred : tensor of shape (B, n_classes)
+            Logits.
+        y_true : tensor of shape (B,)
+            Class indices into ``classes_``.
+        X : dict of tensors, optional
+            The batch (unused).
+        training : bool, default=False
+            Whether this is a training step (unused).
+
+        Returns
+        -------
+        tensor
+            The scalar loss.
+        """
         return self.criterion_(y_pred, y_true.to(y_pred.device).long().view(-1))
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, shape (n, n_classes), columns ordered as ``classes_``."""
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : list, array or Series of Structure, a single-column DataFrame, or
+            featurized inputs
+
+        Returns
+        -------
+        ndarray of shape (n, n_classes)
+            Columns ordered as ``classes_``.
+        """
         logits = self._forward_sorted(X, lambda batch: self.module_(**batch))
         return torch.softmax(torch.as_tensor(logits), dim=1).numpy()
 
     def predict(self, X: Any) -> np.ndarray:
-        """Most probable class of each structure."""
+        """Most probable class of each structure.
+
+        Parameters
+        ----------
+        X : list, array or Series of Structure, a single-column DataFrame, or
+            featurized inputs
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            Labels from ``classes_``.
+        """
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     def _fitted_state(self) -> dict:

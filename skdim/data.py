@@ -36,6 +36,22 @@ class SiteNetDataset(Dataset):
         Featurized crystals.
     y : array-like of shape (n,) or (n, k), default=None
         Targets; None for self-supervised training.
+
+    Examples
+    --------
+    >>> from pymatgen.core import Lattice, Structure
+    >>> from skdim.featurize import featurize
+    >>> cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> po = Structure(Lattice.cubic(3.35), ["Po"], [[0, 0, 0]])
+    >>> dataset = SiteNetDataset(featurize([cscl, po], max_atoms=30), y=[0.5, 0.0])
+    >>> len(dataset), dataset.n_sites.tolist(), dataset.n_neighbors.tolist()
+    (2, [2, 1], [24, 27])
+    >>> x, y = dataset[1]
+    >>> x.n_sites, float(y)
+    (1, 0.0)
+
+    The estimators accept a dataset in place of structures, so a data set
+    featurized once can be reused across ``fit`` calls.
     """
 
     def __init__(self, inputs: Sequence[SiteNetInput], y: np.ndarray | None = None):
@@ -59,6 +75,27 @@ def item_sizes(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     Works for :class:`SiteNetDataset`, any dataset with those two attributes
     (e.g. an on-disk store), nested ``Subset`` s of them, and otherwise falls
     back to reading every item.
+
+    Parameters
+    ----------
+    dataset : torch Dataset
+        Items are ``(SiteNetInput, target)`` pairs.
+
+    Returns
+    -------
+    n_sites, n_neighbors : ndarray of shape (len(dataset),), int
+        P and J of every item.
+
+    Examples
+    --------
+    >>> from pymatgen.core import Lattice, Structure
+    >>> from torch.utils.data import Subset
+    >>> from skdim.featurize import featurize
+    >>> cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> po = Structure(Lattice.cubic(3.35), ["Po"], [[0, 0, 0]])
+    >>> dataset = SiteNetDataset(featurize([cscl, po], max_atoms=30))
+    >>> [a.tolist() for a in item_sizes(Subset(dataset, [1]))]
+    [[1], [27]]
     """
     if isinstance(dataset, Subset):
         n_sites, n_neighbors = item_sizes(dataset.dataset)
@@ -82,6 +119,11 @@ def collate_sitenet(
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Pad a list of (SiteNetInput, target) into a batch.
 
+    Parameters
+    ----------
+    items : sequence of (SiteNetInput, target or None)
+        What indexing a :class:`SiteNetDataset` returns.
+
     Returns
     -------
     batch : dict of tensors
@@ -91,6 +133,22 @@ def collate_sitenet(
         (padding columns wrap around to real atoms, as in the original code);
         ``site_mask`` (B, P) and ``pair_mask`` (B, P, J) bool, True where real.
     y : tensor of shape (B,) or (B, k); (B, 0) when there are no targets
+
+    Examples
+    --------
+    >>> from pymatgen.core import Lattice, Structure
+    >>> from skdim.featurize import featurize
+    >>> cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> po = Structure(Lattice.cubic(3.35), ["Po"], [[0, 0, 0]])
+    >>> dataset = SiteNetDataset(featurize([cscl, po], max_atoms=30), y=[0.5, 0.0])
+    >>> batch, y = collate_sitenet([dataset[0], dataset[1]])
+    >>> {name: tuple(t.shape) for name, t in batch.items()}  # doctest: +NORMALIZE_WHITESPACE
+    {'atomic_numbers': (2, 2), 'site_features': (2, 2, 8), 'pair_features': (2, 2, 27, 1),
+     'neighbor_site': (2, 27), 'site_mask': (2, 2), 'pair_mask': (2, 2, 27)}
+    >>> batch["site_mask"].tolist()  # Po has one site, the second row is padding
+    [[True, True], [True, False]]
+    >>> y.tolist()
+    [0.5, 0.0]
     """
     inputs = [x for x, _ in items]
     n_sites = np.array([x.n_sites for x in inputs])
@@ -153,6 +211,18 @@ class PairBudgetBatchSampler(Sampler[list[int]]):
         Source of randomness; each pass over the data draws a new order.
     bucket_size : int, default=2048
         Items per sorting bucket when shuffling.
+
+    Examples
+    --------
+    Four crystals with (P, J) = (2, 24), (1, 27), (3, 30), (1, 10) and a budget
+    of 200 padded pairs: the first two pad to 2 x 2 x 27 = 108 pairs, adding the
+    third would make 3 x 3 x 30 = 270.
+
+    >>> sampler = PairBudgetBatchSampler([2, 1, 3, 1], [24, 27, 30, 10], max_pairs=200)
+    >>> list(sampler)
+    [[0, 1], [2, 3]]
+    >>> len(sampler)
+    2
     """
 
     def __init__(
@@ -217,10 +287,26 @@ class PairBudgetBatchSampler(Sampler[list[int]]):
 def feature_scaling(inputs: Sequence[SiteNetInput]) -> dict[str, np.ndarray]:
     """Mean and standard deviation of site and pair features over real entries.
 
+    Parameters
+    ----------
+    inputs : sequence of SiteNetInput
+        Featurized training structures.
+
     Returns
     -------
     dict with ``site_mean``, ``site_std`` (F,) and ``pair_mean``, ``pair_std``
     (C,), float32. A constant feature gets std 1.
+
+    Examples
+    --------
+    >>> from pymatgen.core import Lattice, Structure
+    >>> from skdim.featurize import featurize
+    >>> cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> stats = feature_scaling(featurize([cscl], max_atoms=20))
+    >>> sorted(stats), stats["site_mean"].shape, stats["pair_std"].shape
+    (['pair_mean', 'pair_std', 'site_mean', 'site_std'], (8,), (1,))
+    >>> float(stats["site_mean"][0])  # mean atomic number of Cs (55) and Cl (17)
+    36.0
     """
     sites = np.concatenate([x.site_features for x in inputs]).astype(np.float64)
     pairs = np.concatenate(

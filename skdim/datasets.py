@@ -36,10 +36,30 @@ _STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar")
 def get_data_home(path: str | os.PathLike | None = None) -> Path:
     """Directory holding the data files: ``path``, else ``$SKDIM_DATA``.
 
+    Parameters
+    ----------
+    path : path-like or None, default=None
+        The directory; None reads the ``SKDIM_DATA`` environment variable.
+
+    Returns
+    -------
+    pathlib.Path
+        The directory.
+
     Raises
     ------
     FileNotFoundError
         If neither is given or the directory does not exist.
+
+    Examples
+    --------
+    >>> import os
+    >>> from skdim.datasets import get_data_home
+    >>> home = get_data_home()  # the directory in $SKDIM_DATA
+    >>> home == get_data_home(os.environ["SKDIM_DATA"])
+    True
+    >>> (home / "mp100.csv.gz").is_file()
+    True
     """
     path = path if path is not None else os.environ.get("SKDIM_DATA")
     if path is None:
@@ -91,6 +111,16 @@ def parse_structures(
     Returns
     -------
     list of Structure
+
+    Examples
+    --------
+    >>> from pymatgen.core import Lattice, Structure
+    >>> cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> texts = [cscl.to(fmt="cif"), cscl.to(fmt="poscar")]
+    >>> [s.composition.reduced_formula for s in parse_structures(texts[:1], ["a"])]
+    ['CsCl']
+    >>> parse_structures(texts[1:], ["b"], fmt="poscar")[0].lattice.a
+    4.12
     """
     from tqdm.auto import tqdm
 
@@ -145,8 +175,19 @@ def load_structures_csv(
 
     Examples
     --------
-    >>> X, y = load_structures_csv(get_data_home() / "mp100.csv.gz",
-    ...                            target="e_form_per_atom")  # doctest: +SKIP
+    >>> from skdim.datasets import get_data_home, load_structures_csv
+    >>> X, y = load_structures_csv(get_data_home() / "mp100.csv.gz", target="e_form_per_atom")
+    >>> len(X), X.index[0], type(X.iloc[0]).__name__
+    (100, 'mp-10114', 'Structure')
+    >>> round(float(y.loc["mp-10114"]), 3)  # formation energy, eV/atom
+    -0.575
+
+    Only some rows, in the order given:
+
+    >>> X, labels = load_structures_csv(
+    ...     get_data_home() / "mp100.csv.gz", ids=["mp-1019110", "mp-10114"])
+    >>> list(X.index), list(labels.columns)
+    (['mp-1019110', 'mp-10114'], ['e_form_per_atom', 'band_gap'])
     """
     return _structures_from_frame(
         pd.read_csv(path), str(path), structure_col, target, id_col, ids, n_jobs, progress
@@ -211,6 +252,23 @@ def load_structure_folder(
         Indexed by file id.
     targets : pandas.Series or None
         Indexed by file id (None when ``id_prop`` is None).
+
+    Examples
+    --------
+    >>> from skdim.datasets import get_data_home, load_structure_folder
+    >>> X, y = load_structure_folder(get_data_home() / "cod_cif10")
+    >>> len(X), X.index[0], float(y.iloc[0])
+    (10, '1000041', 1.0)
+
+    POSCAR files work the same way; ``id_prop=None`` loads every structure file
+    of the folder, without targets:
+
+    >>> X, y = load_structure_folder(get_data_home() / "jarvis_poscar50")
+    >>> len(X), X.index[0]
+    (50, 'POSCAR-JVASP-90856.vasp')
+    >>> X, y = load_structure_folder(get_data_home() / "cod_cif10", id_prop=None)
+    >>> len(X), y is None
+    (10, True)
     """
     folder = Path(path)
     if not folder.is_dir():
@@ -282,6 +340,16 @@ def load_matbench_mp_gap(
     -------
     X_train, y_train, X_test, y_test : pandas.Series
         Structures and band gaps indexed by ``matbench_id``.
+
+    Examples
+    --------
+    Reading the 53 MB file takes several seconds, so this is not run as a test:
+
+    >>> from skdim.datasets import load_matbench_mp_gap
+    >>> X_train, y_train, X_test, y_test = load_matbench_mp_gap(
+    ...     fold=0, n_train=1000, n_test=500)  # doctest: +SKIP
+    >>> len(X_train), len(X_test)  # doctest: +SKIP
+    (1000, 500)
     """
     home = get_data_home(path)
     with gzip.open(home / "matbench_mp_gap_official_folds.json.gz", "rt") as handle:
@@ -318,6 +386,26 @@ def save_featurized(
         As returned by :func:`skdim.featurize.featurize`.
     **metadata
         JSON-serializable facts to keep with the data (ids, settings ...).
+
+    See Also
+    --------
+    load_featurized : Read the file back.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pymatgen.core import Lattice, Structure
+    >>> from skdim.featurize import featurize
+    >>> cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> inputs = featurize([cscl, cscl], max_atoms=20)
+    >>> path = Path(tempfile.mkdtemp()) / "cscl.npz"
+    >>> save_featurized(path, inputs, ids=["a", "b"], max_atoms=20)
+    >>> loaded, metadata = load_featurized(path)
+    >>> metadata
+    {'ids': ['a', 'b'], 'max_atoms': 20}
+    >>> bool((loaded[1].pair_features == inputs[1].pair_features).all())
+    True
     """
     if any(x is None for x in inputs):
         raise ValueError("inputs contain None (skipped structures); drop them first")
@@ -338,10 +426,21 @@ def save_featurized(
 def load_featurized(path: str | os.PathLike) -> tuple[list[SiteNetInput], dict]:
     """Load what :func:`save_featurized` wrote.
 
+    Parameters
+    ----------
+    path : path-like
+        A ``.npz`` file written by :func:`save_featurized`.
+
     Returns
     -------
     inputs : list of SiteNetInput
+        The featurized structures, in the order they were saved.
     metadata : dict
+        The keyword arguments given to :func:`save_featurized`.
+
+    Examples
+    --------
+    See :func:`save_featurized`.
     """
     with np.load(path, allow_pickle=False) as data:
         n_sites, n_images = data["n_sites"], data["n_images"]

@@ -39,8 +39,23 @@ class DIMFeaturizer(BaseFeaturizer):
 
     Examples
     --------
+    >>> import pandas as pd
+    >>> from skdim.datasets import get_data_home, load_structures_csv
     >>> from skdim.matminer import DIMFeaturizer
-    >>> df = DIMFeaturizer("dim_model").featurize_dataframe(df, "structure")  # doctest: +SKIP
+    >>> X, labels = load_structures_csv(get_data_home() / "mp100.csv.gz")
+    >>> df = pd.DataFrame({"structure": X, "e_form": labels["e_form_per_atom"]})
+
+    With a pretrainer saved by ``DIMPretrainer.save("dim_model")``:
+
+    >>> featurizer = DIMFeaturizer("dim_model")
+    >>> df = featurizer.featurize_dataframe(df, "structure")  # doctest: +SKIP
+    >>> df.filter(like="skdim_dim").shape  # doctest: +SKIP
+    (100, 128)
+
+    matminer asks every featurizer for the papers to cite:
+
+    >>> [entry.split("{")[1].split(",")[0] for entry in DIMFeaturizer().citations()]
+    ['moran2023sitenet', 'moran2025dim', 'dunn2020matbench']
     """
 
     def __init__(self, pretrained=None, device: str | None = None, pretrainer_params=None):
@@ -54,10 +69,30 @@ class DIMFeaturizer(BaseFeaturizer):
         return 1
 
     def set_n_jobs(self, n_jobs: int) -> None:
-        """Ignored: this featurizer never uses a process pool (see class docs)."""
+        """Ignored: this featurizer never uses a process pool (see class docs).
+
+        Parameters
+        ----------
+        n_jobs : int
+            Ignored.
+        """
 
     def fit(self, X: Any, y: Any = None, **fit_kwargs: Any) -> DIMFeaturizer:
-        """Load the pretrained model, or pretrain one on X without labels."""
+        """Load the pretrained model, or pretrain one on X without labels.
+
+        Parameters
+        ----------
+        X : list, Series, array or DataFrame of structures
+            Used only when ``pretrained`` is None.
+        y : ignored
+            Labels are never used.
+        **fit_kwargs
+            Ignored (matminer's ``fit`` signature).
+
+        Returns
+        -------
+        self
+        """
         if self.pretrained is None:
             structures = _entries(X)
             params = {"verbose": 0, **(self.pretrainer_params or {})}
@@ -81,7 +116,17 @@ class DIMFeaturizer(BaseFeaturizer):
         return self.pretrainer_
 
     def featurize(self, structure) -> list[float]:
-        """Embedding of one structure."""
+        """Embedding of one structure.
+
+        Parameters
+        ----------
+        structure : pymatgen Structure
+
+        Returns
+        -------
+        list of float
+            One value per :meth:`feature_labels` entry.
+        """
         return self.featurize_many([structure], pbar=False)[0]
 
     def featurize_many(
@@ -131,19 +176,49 @@ class DIMFeaturizer(BaseFeaturizer):
         return result
 
     def transform(self, X) -> np.ndarray:
-        """Embeddings as a float32 array (n, d); errors give NaN rows."""
+        """Embeddings as a float32 array; errors give NaN rows.
+
+        Parameters
+        ----------
+        X : list, Series, array or DataFrame of structures
+
+        Returns
+        -------
+        ndarray of shape (n, d), float32
+        """
         return np.asarray(self.featurize_many(X, ignore_errors=True, pbar=False), np.float32)
 
     def feature_labels(self) -> list[str]:
-        """``skdim_dim0`` ... one label per embedding dimension."""
+        """Column names, one per embedding dimension.
+
+        Returns
+        -------
+        list of str
+            ``skdim_dim0``, ``skdim_dim1``, ...
+        """
         return [f"skdim_{name}" for name in self._model().get_feature_names_out()]
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """Same as :meth:`feature_labels`."""
+        """Same as :meth:`feature_labels`, for scikit-learn.
+
+        Parameters
+        ----------
+        input_features : ignored
+
+        Returns
+        -------
+        ndarray of str objects
+        """
         return np.array(self.feature_labels(), dtype=object)
 
     def citations(self) -> list[str]:
-        """BibTeX of Site-Net, Deep InfoMax for materials, and matbench."""
+        """BibTeX of Site-Net, Deep InfoMax for materials, and matbench.
+
+        Returns
+        -------
+        list of str
+            One BibTeX entry each.
+        """
         return [
             "@article{moran2023sitenet, title={Site-Net: using global self-attention and "
             "real-space supercells to capture long-range interactions in crystal structures}, "
@@ -163,7 +238,12 @@ class DIMFeaturizer(BaseFeaturizer):
         ]
 
     def implementors(self) -> list[str]:
-        """The skdim developers."""
+        """The skdim developers.
+
+        Returns
+        -------
+        list of str
+        """
         return ["The skdim developers"]
 
 

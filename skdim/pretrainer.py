@@ -124,10 +124,12 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
     Examples
     --------
     >>> from skdim import DIMPretrainer
+    >>> from skdim.datasets import get_data_home, load_structures_csv
+    >>> structures, _ = load_structures_csv(get_data_home() / "mp100.csv.gz")
     >>> dim = DIMPretrainer(max_epochs=2, random_state=0, verbose=0)
     >>> embeddings = dim.fit(structures).transform(structures)  # doctest: +SKIP
     >>> embeddings.shape  # doctest: +SKIP
-    (100, 64)
+    (100, 128)
     """
 
     _min_crystals = 2
@@ -204,7 +206,12 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         self.n_jobs = n_jobs
 
     def initialize_module(self):
-        """Build SiteNetDIM from the estimator's settings and fitted feature scaling."""
+        """Build SiteNetDIM from the estimator's settings and fitted feature scaling.
+
+        Returns
+        -------
+        self
+        """
         settings = getattr(self, "featurization_", None) or self._resolve_featurization()
         kwargs = {
             "n_site_features": len(settings["site_properties"]),
@@ -223,7 +230,12 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         return self
 
     def initialize_criterion(self):
-        """Build DIMLoss from the estimator's loss weights."""
+        """Build DIMLoss from the estimator's loss weights.
+
+        Returns
+        -------
+        self
+        """
         kwargs = {
             "local_weight": self.local_weight,
             "global_weight": self.global_weight,
@@ -236,7 +248,25 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         return self
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """DIM loss of a batch (labels are never used); records the MI estimates."""
+        """DIM loss of a batch (labels are never used); records the MI estimates.
+
+        Parameters
+        ----------
+        y_pred : tuple
+            The module's output: ``(embedding, scores)``.
+        y_true : tensor
+            Ignored (an empty target tensor).
+        X : dict of tensors, optional
+            The batch (unused).
+        training : bool, default=False
+            Record the MI estimates under ``local_mi`` ... (training) or
+            ``valid_local_mi`` ... (validation).
+
+        Returns
+        -------
+        tensor
+            The scalar loss.
+        """
         terms = self.criterion_(y_pred[1])
         self._record(terms, training)
         return terms["loss"]
@@ -246,8 +276,9 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
 
         Parameters
         ----------
-        X : list, array or Series of Structure, a single-column DataFrame, or
-            featurized inputs
+        X : sequence of Structure, single-column DataFrame, or featurized inputs
+            Structures to embed: a list, array or Series of pymatgen
+            Structures, or what :func:`skdim.featurize.featurize` returns.
 
         Returns
         -------
@@ -269,14 +300,37 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         return self._forward_sorted(X, lambda batch: forward(**batch)).astype(np.float32)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """Names ``dim0`` ... ``dim{d-1}`` of the embedding columns."""
+        """Names ``dim0`` ... ``dim{d-1}`` of the embedding columns.
+
+        Parameters
+        ----------
+        input_features : None
+            Ignored (scikit-learn's signature).
+
+        Returns
+        -------
+        ndarray of str objects, shape (d,)
+        """
         self.check_is_fitted()
         encoder = self.module_.encoder
         width = encoder.embedding_dim if self.embedding == "global" else encoder.pre_pool.out_dim
         return np.array([f"dim{i}" for i in range(width)], object)
 
     def score(self, X: Any, y: Any = None) -> float:
-        """Negative DIM loss on X (higher is better), with the fixed validation negatives."""
+        """Negative DIM loss on X (higher is better), with the fixed validation negatives.
+
+        Parameters
+        ----------
+        X : sequence of Structure, single-column DataFrame, or featurized inputs
+            Structures (at least 2).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        float
+            Minus the mean DIM loss per crystal.
+        """
         self.check_is_fitted()
         dataset = self.get_dataset(X)
         n_sites, n_neighbors = item_sizes(dataset)
@@ -293,12 +347,32 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         return -total / count
 
     def save(self, path) -> None:
-        """Save weights (``weights.pt``) and settings (``config.json``) to a directory."""
+        """Save weights (``weights.pt``) and settings (``config.json``) to a directory.
+
+        Parameters
+        ----------
+        path : str or Path
+            The directory (created if needed).
+        """
         save_estimator(self, path)
 
     @classmethod
     def load(cls, path, device: str | None = None) -> DIMPretrainer:
-        """Load a pretrainer written by :meth:`save` (weights load strictly)."""
+        """Load a pretrainer written by :meth:`save` (weights load strictly).
+
+        Parameters
+        ----------
+        path : str or Path
+            The directory written by :meth:`save`.
+        device : str or None, default=None
+            Device to load onto; None uses the saved device, or the CPU when
+            the saved device is a GPU and none is available.
+
+        Returns
+        -------
+        DIMPretrainer
+            The fitted pretrainer, ready to transform.
+        """
         return load_estimator(path, device=device, expected=cls)
 
     def __sklearn_tags__(self):

@@ -81,11 +81,36 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
     n_outputs_ : int
     featurization_ : dict
 
+    See Also
+    --------
+    DIMPretrainer : Self-supervised pretraining of the encoder.
+    SiteNetClassifier : The same model for class labels.
+
+    References
+    ----------
+    .. [1] M. Moran et al., "Site-Net: using global self-attention and
+       real-space supercells to capture long-range interactions in crystal
+       structures", Digital Discovery 2, 1297 (2023), doi:10.1039/D3DD00005B.
+    .. [2] M. Moran et al., "Establishing Deep InfoMax as an effective
+       self-supervised learning methodology in materials informatics",
+       Digital Discovery (2025), doi:10.1039/D4DD00202D.
+
     Examples
     --------
     >>> from skdim import SiteNetRegressor
-    >>> model = SiteNetRegressor(pretrained="dim_model", max_epochs=50)  # doctest: +SKIP
-    >>> model.fit(structures, formation_energy).predict(new_structures)  # doctest: +SKIP
+    >>> from skdim.datasets import get_data_home, load_structures_csv
+    >>> X, labels = load_structures_csv(get_data_home() / "mp100.csv.gz")
+    >>> y = labels["e_form_per_atom"]  # eV/atom
+    >>> model = SiteNetRegressor(max_epochs=50, random_state=0, verbose=0)
+    >>> model.fit(X[:80], y[:80]).predict(X[80:]).shape  # doctest: +SKIP
+    (20,)
+
+    Fine-tuning from a pretrained encoder (a fitted :class:`DIMPretrainer` or
+    the directory it was saved to) only adds ``pretrained``; the architecture
+    and featurization then come from the pretrained model:
+
+    >>> model = SiteNetRegressor(pretrained="dim_model", max_epochs=50)
+    >>> model.fit(X[:80], y[:80])  # doctest: +SKIP
     """
 
     def __init__(
@@ -175,7 +200,12 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
         self.target_scaling_ = (shift.astype(np.float32), scale.astype(np.float32))
 
     def initialize_criterion(self):
-        """The loss class named by ``loss`` (unless ``criterion`` is given)."""
+        """Build the loss named by ``loss`` (unless ``criterion`` is given).
+
+        Returns
+        -------
+        self
+        """
         if self.criterion is not None:
             return super().initialize_criterion()
         if self.loss not in _LOSSES:
@@ -185,18 +215,56 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
         return self
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Loss on standardized targets."""
+        """Loss on standardized targets.
+
+        Parameters
+        ----------
+        y_pred : tensor of shape (B, n_outputs)
+            Predictions, in the units of the targets.
+        y_true : tensor of shape (B,) or (B, n_outputs)
+            Targets.
+        X : dict of tensors, optional
+            The batch (unused).
+        training : bool, default=False
+            Whether this is a training step (unused).
+
+        Returns
+        -------
+        tensor
+            The scalar loss.
+        """
         shift, scale = self.module_.target_shift, self.module_.target_scale
         y_true = y_true.to(y_pred.device).view_as(y_pred)
         return self.criterion_((y_pred - shift) / scale, (y_true - shift) / scale)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted targets, shape (n,) or (n, n_outputs) as y was in fit."""
+        """Predict targets.
+
+        Parameters
+        ----------
+        X : list, array or Series of Structure, a single-column DataFrame, or
+            featurized inputs
+
+        Returns
+        -------
+        ndarray of shape (n,) or (n, n_outputs)
+            One row per structure, 1-D if y was 1-D in fit.
+        """
         predictions = self._forward_sorted(X, lambda batch: self.module_(**batch))
         return predictions.ravel() if self.targets_1d_ else predictions
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Same as :meth:`predict` (kept for skorch compatibility), always 2-D."""
+        """Same as :meth:`predict` (kept for skorch compatibility), always 2-D.
+
+        Parameters
+        ----------
+        X : list, array or Series of Structure, a single-column DataFrame, or
+            featurized inputs
+
+        Returns
+        -------
+        ndarray of shape (n, n_outputs)
+        """
         return self._forward_sorted(X, lambda batch: self.module_(**batch))
 
     def _fitted_state(self) -> dict:

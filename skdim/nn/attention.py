@@ -35,8 +35,24 @@ class SiteAttention(nn.Module):
         Value width per head.
     attention_hidden : sequence of int
         Hidden widths of the logit MLP (at least one).
-    value_hidden : sequence of int
+    value_hidden : sequence of int, default=()
         Hidden widths of the value MLP before its output layer.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn import SiteAttention
+    >>> block = SiteAttention(site_dim=8, pair_dim=4, n_heads=2, head_dim=3,
+    ...                       attention_hidden=[16])
+    >>> B, P, J = 2, 3, 5  # crystals, unit-cell sites, supercell atoms
+    >>> sites, pairs = torch.randn(B, P, 8), torch.randn(B, P, J, 4)
+    >>> neighbor_site = torch.randint(0, P, (B, J))
+    >>> pair_mask = torch.ones(B, P, J, dtype=torch.bool)
+    >>> sites, pairs, weights = block(sites, pairs, neighbor_site, pair_mask)
+    >>> sites.shape, pairs.shape, weights.shape
+    (torch.Size([2, 3, 8]), torch.Size([2, 3, 5, 4]), torch.Size([2, 3, 5, 2]))
+    >>> bool(torch.allclose(weights.sum(2), torch.ones(B, P, 2)))  # softmax over atoms j
+    True
     """
 
     def __init__(

@@ -49,10 +49,32 @@ PRESETS: dict[str, dict] = {
 def encoder_config(preset: str = "dim", **overrides) -> dict:
     """Architecture settings of a named preset with some of them replaced.
 
+    Parameters
+    ----------
+    preset : {"dim", "paper"}, default="dim"
+        Name of a preset in :data:`PRESETS`.
+    **overrides
+        Settings to replace, named as the keyword arguments of
+        :class:`SiteNetEncoder`.
+
+    Returns
+    -------
+    dict
+        Keyword arguments of :class:`SiteNetEncoder` (all but the input widths).
+
     Raises
     ------
     ValueError
         For an unknown preset or setting name.
+
+    Examples
+    --------
+    >>> from skdim.nn import SiteNetEncoder, encoder_config
+    >>> config = encoder_config("paper", n_blocks=1)
+    >>> config["n_heads"], config["n_blocks"]
+    (3, 1)
+    >>> SiteNetEncoder(**config).embedding_dim  # the last post-pool width
+    200
     """
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
@@ -98,6 +120,32 @@ class SiteNetEncoder(nn.Module):
         last post-pool layer is the embedding).
     distance_cutoff : float or None
         If set, atoms farther than this (Angstrom) are not attended to.
+
+    Attributes
+    ----------
+    config : dict
+        The constructor arguments, so the architecture can be saved and rebuilt.
+    local_dim : int
+        Width of the site representation.
+    embedding_dim : int
+        Width of the crystal embedding.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pymatgen.core import Lattice, Structure
+    >>> from skdim.data import SiteNetDataset, collate_sitenet
+    >>> from skdim.featurize import featurize
+    >>> from skdim.nn import SiteNetEncoder
+    >>> cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> po = Structure(Lattice.cubic(3.35), ["Po"], [[0, 0, 0]])
+    >>> batch, _ = collate_sitenet(list(SiteNetDataset(featurize([cscl, po], max_atoms=30))))
+    >>> encoder = SiteNetEncoder(n_site_features=8, n_pair_features=1)  # the "dim" preset
+    >>> encoder(**batch).shape  # (B, embedding_dim)
+    torch.Size([2, 64])
+    >>> local, summary = encoder.encode_sites(**batch)
+    >>> local.shape, summary.shape  # (B, P, local_dim), (B, P, summary_dim)
+    (torch.Size([2, 2, 32]), torch.Size([2, 2, 64]))
     """
 
     def __init__(
@@ -165,7 +213,19 @@ class SiteNetEncoder(nn.Module):
         self.distance_cutoff = distance_cutoff
 
     def set_feature_scaling(self, site_mean, site_std, pair_mean, pair_std) -> None:
-        """Store fitted per-feature means and standard deviations."""
+        """Store fitted per-feature means and standard deviations.
+
+        Parameters
+        ----------
+        site_mean, site_std : array-like of shape (F,)
+            Mean and standard deviation of each site feature.
+        pair_mean, pair_std : array-like of shape (C,)
+            Mean and standard deviation of each pair channel.
+
+        See Also
+        --------
+        skdim.data.feature_scaling : Computes them from featurized inputs.
+        """
         for name, value in zip(
             ("site_mean", "site_std", "pair_mean", "pair_std"),
             (site_mean, site_std, pair_mean, pair_std),
@@ -221,17 +281,46 @@ class SiteNetEncoder(nn.Module):
         return local * site_mask[..., None], summary
 
     def embed_pairs(self, pair_features: torch.Tensor) -> torch.Tensor:
-        """Standardized, embedded pair features (B, P, J, pair_dim) of the first block."""
+        """Standardized, embedded pair features of the first block.
+
+        Parameters
+        ----------
+        pair_features : tensor of shape (B, P, J, C)
+            Raw pair features.
+
+        Returns
+        -------
+        tensor of shape (B, P, J, pair_dim)
+        """
         return self.pair_in((pair_features - self.pair_mean) / self.pair_std)
 
     def pool(self, local: torch.Tensor, site_mask: torch.Tensor) -> torch.Tensor:
-        """Per-site MLP then masked pooling: (B, pre_pool[-1]), before the crystal MLP."""
+        """Per-site MLP then masked pooling, before the crystal-level MLP.
+
+        Parameters
+        ----------
+        local : tensor of shape (B, P, local_dim)
+            Site representations (:meth:`encode_sites`).
+        site_mask : bool tensor of shape (B, P)
+
+        Returns
+        -------
+        tensor of shape (B, pre_pool[-1])
+            The pooled representation (what ``DIMPretrainer(embedding="pooled")``
+            returns).
+        """
         return masked_pool(self.pre_pool(local), site_mask, self.pooling)
 
     def readout(
         self, local: torch.Tensor, site_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Crystal embedding from site representations.
+
+        Parameters
+        ----------
+        local : tensor of shape (B, P, local_dim)
+            Site representations (:meth:`encode_sites`).
+        site_mask : bool tensor of shape (B, P)
 
         Returns
         -------
@@ -251,7 +340,18 @@ class SiteNetEncoder(nn.Module):
         pair_mask: torch.Tensor,
         atomic_numbers: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Crystal embeddings (B, embedding_dim) of a padded batch (see encode_sites)."""
+        """Crystal embeddings of a padded batch.
+
+        Parameters
+        ----------
+        site_features, pair_features, neighbor_site, site_mask, pair_mask, atomic_numbers
+            The batch of :func:`skdim.data.collate_sitenet` (shapes as in
+            :meth:`encode_sites`).
+
+        Returns
+        -------
+        tensor of shape (B, embedding_dim)
+        """
         local, _ = self.encode_sites(
             site_features, pair_features, neighbor_site, site_mask, pair_mask, atomic_numbers
         )

@@ -14,10 +14,34 @@ def derangement(n: int, *, random: bool, device: torch.device | None = None) -> 
     A random one is a cyclic shift in a random order (uniform over cyclic
     permutations); the fixed one (for validation) pairs b with b + 1.
 
+    Parameters
+    ----------
+    n : int
+        Crystals in the batch.
+    random : bool
+        Draw a random derangement (training) or return the fixed one.
+    device : torch.device or None, default=None
+        Device of the result.
+
+    Returns
+    -------
+    long tensor of shape (n,)
+        sigma, with ``sigma[b] != b`` for every b.
+
     Raises
     ------
     ValueError
         If n < 2: negatives would have to come from the same crystal.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn import derangement
+    >>> derangement(4, random=False).tolist()
+    [1, 2, 3, 0]
+    >>> sigma = derangement(5, random=True)
+    >>> bool((sigma != torch.arange(5)).all()), sorted(sigma.tolist())
+    (True, [0, 1, 2, 3, 4])
     """
     if n < 2:
         raise ValueError(
@@ -54,6 +78,40 @@ def engineered_negatives(
        mask of sigma[b];
     3. shuffled neighbours: the unit-cell identities of the supercell atoms
        of b permuted at random over its real atoms, distances kept.
+
+    Parameters
+    ----------
+    batch : dict of tensors
+        A padded batch (:func:`skdim.data.collate_sitenet`), optionally with
+        ``pair_embedding`` (B, P, J, pair_dim), which is corrupted like the
+        pair features.
+    sigma : long tensor of shape (B,)
+        Partner crystal of each crystal (:func:`derangement`).
+    random : bool
+        Shuffle neighbours at random (training), or shift each real atom's
+        identity to the next real atom (deterministic, for validation).
+
+    Returns
+    -------
+    dict of tensors
+        The same keys as ``batch``, each with 3 B crystals: the
+        wrong-composition, wrong-geometry and shuffled-neighbour copies, in
+        that order.
+
+    Examples
+    --------
+    >>> from pymatgen.core import Lattice, Structure
+    >>> from skdim.data import SiteNetDataset, collate_sitenet
+    >>> from skdim.featurize import featurize
+    >>> from skdim.nn import derangement, engineered_negatives
+    >>> cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> po = Structure(Lattice.cubic(3.35), ["Po"], [[0, 0, 0]])
+    >>> batch, _ = collate_sitenet(list(SiteNetDataset(featurize([cscl, po], max_atoms=30))))
+    >>> fake = engineered_negatives(batch, derangement(2, random=False), random=False)
+    >>> fake["site_features"].shape  # 3 x 2 crystals
+    torch.Size([6, 2, 8])
+    >>> fake["atomic_numbers"][:2, 0].tolist()  # wrong composition: Po on CsCl, Cs on Po
+    [84, 55]
     """
     site_mask, pair_mask = batch["site_mask"], batch["pair_mask"]
     rows = partner_rows(site_mask, sigma)
@@ -101,6 +159,17 @@ class LocalCritic(nn.Module):
         Hidden width of both MLPs.
     projection_dim : int, default=128
         Width of the shared projection space.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn import LocalCritic
+    >>> critic = LocalCritic(local_dim=32, n_site_features=8)
+    >>> B, P, J = 2, 3, 10
+    >>> local, sites = torch.randn(B, P, 32), torch.randn(B, P, 8)
+    >>> neighbors, distances = torch.randint(0, P, (B, J)), 5 * torch.rand(B, P, J)
+    >>> critic(local, sites, neighbors, distances).shape  # one score per (site, atom)
+    torch.Size([2, 3, 10])
     """
 
     def __init__(
@@ -130,6 +199,11 @@ class LocalCritic(nn.Module):
             Unit-cell site (row of ``site_inputs``) of every neighbour: the
             same for all sites (B, J), or per site (B, P, K).
         distances : tensor of shape (B, P, K)
+
+        Returns
+        -------
+        tensor of shape (B, P, K)
+            Scores, higher for neighbours the critic takes to be real.
         """
         query = self.query(local)  # (B, P, D)
         folded = query @ self.key_out.weight  # (B, P, hidden)
@@ -183,6 +257,16 @@ class GlobalCritic(nn.Module):
         Hidden width of both projection MLPs.
     projection_dim : int, default=128
         Width of the shared projection space.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn import GlobalCritic
+    >>> critic = GlobalCritic(embedding_dim=64, local_dim=32)
+    >>> embedding, local = torch.randn(2, 64), torch.randn(2, 3, 32)  # B=2, P=3
+    >>> scores, engineered = critic(embedding, local, torch.randn(3, 2, 3, 32))
+    >>> scores.shape, engineered.shape
+    (torch.Size([2, 3, 2]), torch.Size([3, 2, 3]))
     """
 
     def __init__(

@@ -12,7 +12,25 @@ from skdim.nn.layers import MASK_FILL
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, exp(logvar)) || N(0, 1)) per dimension: 0.5 (mu^2 + s^2 - log s^2 - 1)."""
+    """KL(N(mean, exp(logvar)) || N(0, 1)) per dimension: 0.5 (mu^2 + s^2 - log s^2 - 1).
+
+    Parameters
+    ----------
+    mean, logvar : tensor
+        Mean and log-variance of a diagonal Gaussian, of the same shape.
+
+    Returns
+    -------
+    tensor of the same shape
+        The KL divergence of each dimension, in nats (0 for N(0, 1)).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn import gaussian_kl
+    >>> gaussian_kl(torch.tensor([0.0, 1.0]), torch.zeros(2)).tolist()
+    [0.0, 0.5]
+    """
     return 0.5 * (mean**2 + logvar.exp() - logvar - 1.0)
 
 
@@ -40,9 +58,33 @@ class DIMLoss(nn.Module):
     Parameters
     ----------
     local_weight, global_weight : float, default=1.0
+        Weights of the local (site against neighbours) and global (crystal
+        against sites) objectives.
     kl_weight : float, default=0.1
+        Weight of the Gaussian KL regularizer of site and crystal codes.
     prior_weight : float, default=0.0
+        Weight of adversarial prior matching (needs a :class:`SiteNetDIM`
+        built with ``prior_matching=True``).
     estimator : {"jsd", "infonce"}, default="jsd"
+        Mutual-information estimator.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pymatgen.core import Lattice, Structure
+    >>> from skdim.data import SiteNetDataset, collate_sitenet
+    >>> from skdim.featurize import featurize
+    >>> from skdim.nn import DIMLoss, SiteNetDIM
+    >>> cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> po = Structure(Lattice.cubic(3.35), ["Po"], [[0, 0, 0]])
+    >>> batch, _ = collate_sitenet(list(SiteNetDataset(featurize([cscl, po], max_atoms=30))))
+    >>> _ = torch.manual_seed(0)
+    >>> embedding, scores = SiteNetDIM()(**batch)
+    >>> terms = DIMLoss()(scores)
+    >>> sorted(terms)
+    ['global', 'global_mi', 'kl', 'local', 'local_mi', 'loss', 'prior']
+    >>> terms["loss"].requires_grad, terms["loss"].shape
+    (True, torch.Size([]))
     """
 
     def __init__(
@@ -62,6 +104,11 @@ class DIMLoss(nn.Module):
 
     def forward(self, scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Compute the loss and its parts.
+
+        Parameters
+        ----------
+        scores : dict of tensors
+            The second output of :meth:`SiteNetDIM.forward`.
 
         Returns
         -------

@@ -43,6 +43,28 @@ class SiteNet(nn.Module):
         Output nonlinearity.
     **encoder_options
         Replace settings of the preset (e.g. ``n_blocks=3``).
+
+    Attributes
+    ----------
+    encoder : SiteNetEncoder
+        The encoder (the part a DIM pretrainer initializes).
+    head : MLP
+        Regression head on the crystal embedding.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pymatgen.core import Lattice, Structure
+    >>> from skdim.data import SiteNetDataset, collate_sitenet
+    >>> from skdim.featurize import featurize
+    >>> from skdim.nn import SiteNet
+    >>> cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> po = Structure(Lattice.cubic(3.35), ["Po"], [[0, 0, 0]])
+    >>> batch, _ = collate_sitenet(list(SiteNetDataset(featurize([cscl, po], max_atoms=30))))
+    >>> model = SiteNet(n_blocks=1, output="softplus")  # "paper" preset, one block
+    >>> prediction = model(**batch)
+    >>> prediction.shape, bool((prediction >= 0).all())
+    (torch.Size([2, 1]), True)
     """
 
     def __init__(
@@ -65,7 +87,18 @@ class SiteNet(nn.Module):
         self.register_buffer("target_scale", torch.ones(n_outputs))
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
-        """Predictions (B, n_outputs) for a padded batch (see SiteNetEncoder)."""
+        """Predictions for a padded batch.
+
+        Parameters
+        ----------
+        **batch : tensor
+            The batch of :func:`skdim.data.collate_sitenet` (see
+            :meth:`SiteNetEncoder.encode_sites` for the shapes).
+
+        Returns
+        -------
+        tensor of shape (B, n_outputs)
+        """
         prediction = self.output(self.head(self.encoder(**batch)))
         return prediction * self.target_scale + self.target_shift
 
@@ -110,6 +143,32 @@ class SiteNetDIM(nn.Module):
         None uses every neighbour; validation always does.
     **encoder_options
         Replace settings of the preset.
+
+    Attributes
+    ----------
+    encoder : SiteNetEncoder
+        The encoder being pretrained.
+    local_critic : LocalCritic
+        Scores a site representation against its neighbours.
+    global_critic : GlobalCritic
+        Scores a crystal embedding against site representations.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pymatgen.core import Lattice, Structure
+    >>> from skdim.data import SiteNetDataset, collate_sitenet
+    >>> from skdim.featurize import featurize
+    >>> from skdim.nn import SiteNetDIM
+    >>> cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> po = Structure(Lattice.cubic(3.35), ["Po"], [[0, 0, 0]])
+    >>> batch, _ = collate_sitenet(list(SiteNetDataset(featurize([cscl, po], max_atoms=30))))
+    >>> model = SiteNetDIM().eval()  # eval: fixed negatives, all neighbours
+    >>> embedding, scores = model(**batch)
+    >>> embedding.shape, scores["global_scores"].shape  # (B, E), (B, P, B)
+    (torch.Size([2, 64]), torch.Size([2, 2, 2]))
+    >>> scores["local_neg"].shape  # 3 kinds of fake neighbours, (3, B, P, J)
+    torch.Size([3, 2, 2, 27])
     """
 
     def __init__(
@@ -141,7 +200,23 @@ class SiteNetDIM(nn.Module):
         self.prior_global = MLP(embedding_dim, [256], 1) if prior_matching else None
 
     def forward(self, **batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Embeddings (B, embedding_dim) and the critics' scores for DIMLoss."""
+        """Embeddings and the critics' scores for :class:`DIMLoss`.
+
+        Parameters
+        ----------
+        **batch : tensor
+            The batch of :func:`skdim.data.collate_sitenet` (see
+            :meth:`SiteNetEncoder.encode_sites` for the shapes), with at
+            least 2 crystals.
+
+        Returns
+        -------
+        embedding : tensor of shape (B, embedding_dim)
+            The crystal embeddings g (noise-free).
+        scores : dict of tensors
+            Positive and negative critic scores, weights, masks and Gaussian
+            code parameters: the input of :class:`DIMLoss`.
+        """
         site_mask = batch["site_mask"]
         sigma = derangement(len(site_mask), random=self.training, device=site_mask.device)
         batch = {**batch, "pair_embedding": self.encoder.embed_pairs(batch["pair_features"])}
