@@ -184,14 +184,18 @@ def copy_benchmark_results() -> None:
 
 
 def _figures_of(report: Path, figures: list[Path]) -> list[Path]:
-    """Figures of a report: ``<report>*.png``, and for the label-masking report
-    ``label_masking_<profile>.md`` also its t-SNE maps ``tsne_<task>_<profile>.png``.
+    """Figures of a report: ``<report>*.png``; for a label-masking report
+    (``label_masking.md`` for the full profile, ``label_masking_<profile>.md``
+    otherwise) its curve plot and its t-SNE maps ``tsne_<task>_<profile>.png``.
     """
-    own = [f for f in figures if f.stem.startswith(report.stem)]
-    if report.stem.startswith("label_masking_"):
-        profile = report.stem.removeprefix("label_masking_")
-        own += [f for f in figures if f.stem.startswith("tsne_") and f.stem.endswith(profile)]
-    return own
+    if not report.stem.startswith("label_masking"):
+        return [f for f in figures if f.stem.startswith(report.stem)]
+    profile = report.stem.removeprefix("label_masking").lstrip("_") or "full"
+    return [
+        f
+        for f in figures
+        if f.stem == report.stem or (f.stem.startswith("tsne_") and f.stem.endswith("_" + profile))
+    ]
 
 
 def _report_order(report: Path) -> tuple[int, str]:

@@ -263,6 +263,11 @@ def _finetune_epochs(n: int, steps: int) -> int:
 
 
 # --------------------------------------------------------------------- run
+def _report_stem(profile: str) -> str:
+    """File stem of a profile's outputs: ``label_masking`` (full), ``label_masking_quick``."""
+    return "label_masking" if profile == "full" else f"label_masking_{profile}"
+
+
 def _run_task(task: str, args, profile: dict, out: Path) -> None:
     """Pretrain (or load) DIM, build every arm's features and append the rows."""
     from skdim import DIMPretrainer, SiteNetRegressor
@@ -316,7 +321,7 @@ def _run_task(task: str, args, profile: dict, out: Path) -> None:
     for name in args.baselines:
         features[name] = _matminer_features(task, name, frame, every, cache, args.n_jobs)
 
-    rows_path = out / f"label_masking_{args.profile}_rows.csv"
+    rows_path = out / f"{_report_stem(args.profile)}.csv"
     done = (
         pd.read_csv(rows_path)
         if rows_path.exists()
@@ -373,7 +378,8 @@ def _run_task(task: str, args, profile: dict, out: Path) -> None:
 # ------------------------------------------------------------------ report
 def _summarize(args, out: Path) -> None:
     """Write the Markdown table (median and IQR over seeds) and the plots."""
-    rows = pd.read_csv(out / f"label_masking_{args.profile}_rows.csv")
+    stem = _report_stem(args.profile)
+    rows = pd.read_csv(out / f"{stem}.csv")
     stats = rows.groupby(["task", "n", "arm"])["mae"].describe(percentiles=[0.25, 0.5, 0.75])
     lines = [
         f"# Label-masking benchmark ({args.profile} profile)",
@@ -416,10 +422,10 @@ def _summarize(args, out: Path) -> None:
                 f"({c['structures'] * c['epochs'] / c['seconds']:.0f} structures/s).",
                 "",
             ]
-    (out / f"label_masking_{args.profile}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if args.plots:
-        _curve_plot(rows, out / f"label_masking_{args.profile}.png")
+        _curve_plot(rows, out / f"{stem}.png")
 
 
 FAMILIES = {

@@ -45,7 +45,7 @@ def test_report_gives_median_iqr_and_relative_gain(tmp_path):
         ],
         columns=["task", "n", "seed", "arm", "mae"],
     )
-    rows.to_csv(tmp_path / "label_masking_quick_rows.csv", index=False)
+    rows.to_csv(tmp_path / "label_masking_quick.csv", index=False)
     args = argparse.Namespace(profile="quick", plots=False)
     benchmark._summarize(args, tmp_path)
     report = (tmp_path / "label_masking_quick.md").read_text()
