@@ -190,6 +190,34 @@ class SiteNetMixin:
         self.grad_scaler_ = torch.amp.GradScaler(device_type, enabled=self.precision == "float16")
         return self
 
+    def _build_module(self, settings: dict) -> torch.nn.Module:
+        """``self.module`` sized for the featurization, with the fitted feature scaling.
+
+        Parameters
+        ----------
+        settings : dict
+            Module arguments besides the input widths; ``module__*`` options
+            override them.
+
+        Returns
+        -------
+        torch.nn.Module
+            The module; its encoder standardizes inputs with
+            ``feature_scaling_`` once that is fitted.
+        """
+        featurization = getattr(self, "featurization_", None) or self._resolve_featurization()
+        kwargs = {
+            "n_site_features": len(featurization["site_properties"]),
+            "n_pair_features": len(featurization["pair_features"]),
+            **settings,
+            **self.get_params_for("module"),
+        }
+        module = self.initialized_instance(self.module, kwargs)
+        scaling = getattr(self, "feature_scaling_", None)
+        if scaling is not None:
+            module.encoder.set_feature_scaling(**scaling)
+        return module
+
     def _autocast(self):
         dtype = _PRECISIONS[self.precision]
         device_type = torch.device(self.device).type if self.device else "cpu"

@@ -85,20 +85,14 @@ class SupervisedMixin(SiteNetMixin):
         -------
         self
         """
-        settings = getattr(self, "featurization_", None) or self._resolve_featurization()
-        kwargs = {
-            "n_site_features": len(settings["site_properties"]),
-            "n_pair_features": len(settings["pair_features"]),
-            **self._architecture(),
-            "n_outputs": self._n_outputs(),
-            "head_hidden": self.head_hidden,
-            "output": self._output(),
-            **self.get_params_for("module"),
-        }
-        module = self.initialized_instance(self.module, kwargs)
-        scaling = getattr(self, "feature_scaling_", None)
-        if scaling is not None:
-            module.encoder.set_feature_scaling(**scaling)
+        module = self._build_module(
+            {
+                **self._architecture(),
+                "n_outputs": self._n_outputs(),
+                "head_hidden": self.head_hidden,
+                "output": self._output(),
+            }
+        )
         targets = getattr(self, "target_scaling_", None)
         if targets is not None:
             module.target_shift.copy_(torch.as_tensor(targets[0]))

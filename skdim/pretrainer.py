@@ -212,21 +212,14 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         -------
         self
         """
-        settings = getattr(self, "featurization_", None) or self._resolve_featurization()
-        kwargs = {
-            "n_site_features": len(settings["site_properties"]),
-            "n_pair_features": len(settings["pair_features"]),
-            "preset": self.preset,
-            "engineered_negatives": self.engineered_negatives,
-            "global_trains_local": self.global_trains_local,
-            "prior_matching": self.prior_weight > 0,
-            **self.get_params_for("module"),
-        }
-        module = self.initialized_instance(self.module, kwargs)
-        scaling = getattr(self, "feature_scaling_", None)
-        if scaling is not None:
-            module.encoder.set_feature_scaling(**scaling)
-        self.module_ = module
+        self.module_ = self._build_module(
+            {
+                "preset": self.preset,
+                "engineered_negatives": self.engineered_negatives,
+                "global_trains_local": self.global_trains_local,
+                "prior_matching": self.prior_weight > 0,
+            }
+        )
         return self
 
     def initialize_criterion(self):
