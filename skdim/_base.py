@@ -12,7 +12,7 @@ wraps skorch's to featurize once, seed the run and resume from a checkpoint.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ from skdim.data import (
     item_sizes,
 )
 from skdim.featurize import DEFAULT_SITE_PROPERTIES, featurize
+from skdim.persistence import load_estimator, save_estimator
 
 FEATURIZATION_DEFAULTS = {
     "max_atoms": 50,
@@ -40,6 +41,7 @@ FEATURIZATION_DEFAULTS = {
     "max_sites": 500,
 }
 _PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_Estimator = TypeVar("_Estimator", bound="SiteNetMixin")
 
 
 def resolve_device(device: str | torch.device | None) -> str | torch.device | None:
@@ -400,6 +402,35 @@ class SiteNetMixin:
 
     def _restore_fitted(self, state: dict) -> None:
         self.featurization_ = dict(state["featurization"])
+
+    def save(self, path) -> None:
+        """Save weights (``weights.pt``) and settings (``config.json``) to a directory.
+
+        Parameters
+        ----------
+        path : str or Path
+            The directory (created if needed).
+        """
+        save_estimator(self, path)
+
+    @classmethod
+    def load(cls: type[_Estimator], path, device: str | None = None) -> _Estimator:
+        """Load a model written by :meth:`save` (weights load strictly).
+
+        Parameters
+        ----------
+        path : str or Path
+            The directory written by :meth:`save`.
+        device : str or None, default=None
+            Device to load onto; None uses the saved device, or the CPU when
+            the saved device is a GPU and none is available.
+
+        Returns
+        -------
+        estimator
+            The fitted estimator, of this class, ready to use.
+        """
+        return load_estimator(path, device=device, expected=cls)
 
     # ------------------------------------------------------------ inference
     def _forward_sorted(self, X: Any, forward) -> np.ndarray:

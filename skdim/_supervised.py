@@ -10,7 +10,7 @@ from sklearn.frozen import FrozenEstimator
 
 from skdim._base import FEATURIZATION_DEFAULTS, SiteNetMixin
 from skdim._inputs import as_structures, check_targets
-from skdim.persistence import load_estimator, load_state_dict, read_config, save_estimator
+from skdim.persistence import load_state_dict, read_config
 
 
 class PretrainedSource:
@@ -134,35 +134,6 @@ class SupervisedMixin(SiteNetMixin):
         super().initialize()
         self.restoring_ = False
         return self
-
-    def save(self, path) -> None:
-        """Save weights (``weights.pt``) and settings (``config.json``) to a directory.
-
-        Parameters
-        ----------
-        path : str or Path
-            The directory (created if needed).
-        """
-        save_estimator(self, path)
-
-    @classmethod
-    def load(cls, path, device: str | None = None):
-        """Load a model written by :meth:`save` (weights load strictly).
-
-        Parameters
-        ----------
-        path : str or Path
-            The directory written by :meth:`save`.
-        device : str or None, default=None
-            Device to load onto; None uses the saved device, or the CPU when
-            the saved device is a GPU and none is available.
-
-        Returns
-        -------
-        estimator
-            The fitted estimator, ready to predict.
-        """
-        return load_estimator(path, device=device, expected=cls)
 
 
 def _load_encoder(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:

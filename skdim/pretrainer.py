@@ -15,7 +15,6 @@ from skdim._base import SiteNetMixin
 from skdim.data import PairBudgetBatchSampler, collate_sitenet, item_sizes
 from skdim.featurize import DEFAULT_SITE_PROPERTIES
 from skdim.nn import DIMLoss, SiteNetDIM
-from skdim.persistence import load_estimator, save_estimator
 
 
 class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
@@ -338,35 +337,6 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
                 total += float(self.criterion_(scores)["loss"]) * size
                 count += size
         return -total / count
-
-    def save(self, path) -> None:
-        """Save weights (``weights.pt``) and settings (``config.json``) to a directory.
-
-        Parameters
-        ----------
-        path : str or Path
-            The directory (created if needed).
-        """
-        save_estimator(self, path)
-
-    @classmethod
-    def load(cls, path, device: str | None = None) -> DIMPretrainer:
-        """Load a pretrainer written by :meth:`save` (weights load strictly).
-
-        Parameters
-        ----------
-        path : str or Path
-            The directory written by :meth:`save`.
-        device : str or None, default=None
-            Device to load onto; None uses the saved device, or the CPU when
-            the saved device is a GPU and none is available.
-
-        Returns
-        -------
-        DIMPretrainer
-            The fitted pretrainer, ready to transform.
-        """
-        return load_estimator(path, device=device, expected=cls)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
