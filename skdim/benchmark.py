@@ -84,9 +84,8 @@ MODELS = ("rf", "mlp", "ridge", "knn")
 
 
 # ---------------------------------------------------------------- the data
-def _task_split(task: str, data: Path, profile: dict, seed: int = 0) -> dict:
-    """Ids of the test subsample, the labelled subsets and the pretraining set."""
-    rng = np.random.default_rng(seed)
+def _train_test_ids(task: str, data: Path, rng: np.random.Generator) -> tuple:
+    """All training and test ids of a task (mp_gap fold 0; mp36k seeded 80/20)."""
     if task == "gap":
         ids = pd.read_csv(data / "matbench_mp_gap.csv.gz", usecols=["matbench_id"])["matbench_id"]
         with gzip.open(data / "matbench_mp_gap_official_folds.json.gz", "rt") as handle:
@@ -98,6 +97,13 @@ def _task_split(task: str, data: Path, profile: dict, seed: int = 0) -> dict:
         order = rng.permutation(len(ids))
         cut = int(0.8 * len(ids))
         train, test = ids[order[:cut]], ids[order[cut:]]
+    return train, test
+
+
+def _task_split(task: str, data: Path, profile: dict, seed: int = 0) -> dict:
+    """Ids of the test subsample, the labelled subsets and the pretraining set."""
+    rng = np.random.default_rng(seed)
+    train, test = _train_test_ids(task, data, rng)
     test = test[np.sort(rng.choice(len(test), profile["n_test"], replace=False))]
     pool = train
     if profile["pool"]:
@@ -118,6 +124,18 @@ def _task_split(task: str, data: Path, profile: dict, seed: int = 0) -> dict:
         "pretrain": pretrain,
         "n_train": len(train),
     }
+
+
+def _development_ids(task: str, data: Path, split: dict, n: int, seed: int = 2024) -> list:
+    """Training ids that are neither labelled nor pretrained on: a split for method studies.
+
+    ``benchmarks/finetune_study.py`` scores its variants on these, so that no
+    choice of the method is ever made on the test set.
+    """
+    train, _ = _train_test_ids(task, data, np.random.default_rng(0))
+    used = set(split["pretrain"]) | {i for ids in split["labelled"].values() for i in ids}
+    candidates = np.array(sorted(set(train) - used))
+    return sorted(candidates[np.random.default_rng(seed).choice(len(candidates), n, False)])
 
 
 def _load_task(task: str, data: Path, split: dict, cache: Path, n_jobs: int):

@@ -61,3 +61,14 @@ def test_cli_exposes_the_benchmark():
     args = build_parser().parse_args(["benchmark", "--full", "--tasks", "gap"])
     assert args.profile == "full" and args.tasks == ["gap"]
     assert args.handler.__name__ == "_benchmark"
+
+
+@pytest.mark.parametrize("task", ["gap", "eform"])
+def test_development_split_avoids_test_labelled_and_pretraining_ids(task, data_home):
+    split = benchmark._task_split(task, data_home, PROFILE)
+    dev = benchmark._development_ids(task, data_home, split, 40)
+    train, test = benchmark._train_test_ids(task, data_home, np.random.default_rng(0))
+    assert len(dev) == 40 == len(set(dev))
+    assert set(dev) <= set(train) and not set(dev) & set(test)
+    assert not set(dev) & set(split["pretrain"])
+    assert benchmark._development_ids(task, data_home, split, 40) == dev  # seeded

@@ -1,0 +1,189 @@
+"""What moves Site-Net fine-tuning: a study on a development split, never the test set.
+
+The label-masking benchmark (``skdim benchmark --full``) fixes every choice in
+advance. This script is where those choices are made: it fits Site-Net variants
+(from scratch or from the benchmark's DIM model; fixed epoch budget or early
+stopping on a validation part of the labelled subset; a lower learning rate for
+the pretrained encoder) on the benchmark's own labelled subsets and scores them
+on a *development* set: training-fold structures that are neither labelled nor
+used for pretraining. The benchmark's test set is never loaded.
+
+Run after the full profile has built its cache (split, DIM model)::
+
+    python benchmarks/finetune_study.py --task eform --ns 50 250 --seeds 0 1
+
+Rows are appended to ``benchmarks/results/finetune_study.csv`` (resumable: a
+finished (task, n, seed, variant) is skipped) and the median over seeds is
+written to ``benchmarks/results/finetune_study.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from skdim import DIMPretrainer, SiteNetRegressor
+from skdim.benchmark import TASKS, _development_ids, _downstream, _finetune_epochs
+from skdim.datasets import get_data_home, load_featurized, load_structures_csv, save_featurized
+from skdim.featurize import featurize
+
+LONG_PRETRAINING_EPOCHS = 18  # 3x the full profile's 6 epochs
+EARLY_STOPPING = {"validation_fraction": 0.2, "early_stopping": 20, "max_epochs": 400}
+ENCODER_LR_01 = {"optimizer__param_groups": [("encoder.*", {"lr": 1e-4})]}
+# "pretrained": None (scratch), "dim" (the benchmark's DIM model) or "dim_long"
+# (the same pretraining run for LONG_PRETRAINING_EPOCHS); "embedding": a
+# random forest on frozen embeddings instead of fine-tuning.
+VARIANTS = {
+    "scratch_fixed": {"pretrained": None},
+    "dim_fixed": {"pretrained": "dim"},
+    "dim_long_fixed": {"pretrained": "dim_long"},
+    "scratch_early_stop": {"pretrained": None, **EARLY_STOPPING},
+    "dim_early_stop": {"pretrained": "dim", **EARLY_STOPPING},
+    "dim_fixed_encoder_lr_0.1": {"pretrained": "dim", **ENCODER_LR_01},
+    "dim_early_stop_encoder_lr_0.1": {"pretrained": "dim", **EARLY_STOPPING, **ENCODER_LR_01},
+    "random_embedding_rf": {"embedding": "random"},
+    "dim_embedding_rf": {"embedding": "dim"},
+    "dim_long_embedding_rf": {"embedding": "dim_long"},
+}
+
+
+def long_pretraining(task: str, cache: Path) -> Path:
+    """The benchmark's DIM pretraining, run for LONG_PRETRAINING_EPOCHS (cached)."""
+    model_dir = cache / f"{task}_dim_long"
+    if not (model_dir / "config.json").exists():
+        split = json.loads((cache / f"{task}_split.json").read_text())
+        inputs, meta = load_featurized(cache / f"{task}_sitenet.npz")
+        by_id = dict(zip(meta["ids"], inputs))
+        start = time.perf_counter()
+        DIMPretrainer(
+            max_epochs=LONG_PRETRAINING_EPOCHS,
+            engineered_negatives=False,
+            random_state=0,
+            verbose=1,
+        ).fit([by_id[i] for i in split["pretrain"] if i in by_id]).save(model_dir)
+        print(f"{task}: long pretraining took {time.perf_counter() - start:.0f} s", flush=True)
+    return model_dir
+
+
+def development_set(task: str, data: Path, cache: Path, n_dev: int) -> tuple[list, np.ndarray]:
+    """Featurized training-fold structures outside the labelled pool and pretraining set."""
+    path = cache / f"{task}_dev.npz"
+    if not path.exists():
+        split = json.loads((cache / f"{task}_split.json").read_text())
+        ids = _development_ids(task, data, split, n_dev)
+        name, id_col = (
+            ("matbench_mp_gap.csv.gz", "matbench_id")
+            if task == "gap"
+            else ("mp36k.csv.gz", "mp_id")
+        )
+        structures, y = load_structures_csv(
+            data / name, target=TASKS[task]["target"], id_col=id_col, ids=ids
+        )
+        inputs = featurize(structures, max_atoms=50, on_error="skip")
+        keep = [i for i, x in enumerate(inputs) if x is not None]
+        save_featurized(
+            path,
+            [inputs[i] for i in keep],
+            ids=[structures.index[i] for i in keep],
+            y=np.asarray(y)[keep].tolist(),
+        )
+    inputs, meta = load_featurized(path)
+    return inputs, np.asarray(meta["y"], dtype=float)
+
+
+def embedding_forest(encoder: str, encoders: dict, x, y, dev_inputs, seed: int) -> np.ndarray:
+    """Dev-set predictions of the benchmark's random forest on frozen embeddings."""
+    if encoder == "random":
+        model = DIMPretrainer(max_epochs=0, random_state=0, verbose=0).fit(x[:50])
+    else:
+        model = DIMPretrainer.load(encoders[encoder])
+    forest = _downstream("rf", 300, seed).fit(model.transform(x), y)
+    return forest.predict(model.transform(dev_inputs))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Fit every variant on the benchmark's labelled subsets; score on the dev set."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--task", choices=sorted(TASKS), required=True)
+    parser.add_argument("--ns", type=int, nargs="+", default=[50, 250])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--n-dev", type=int, default=400)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--cache-dir", default="benchmarks/cache/full")
+    parser.add_argument("--out-dir", default="benchmarks/results")
+    args = parser.parse_args(argv)
+
+    cache, out = Path(args.cache_dir), Path(args.out_dir)
+    data = get_data_home(args.data_dir)
+    dev_inputs, y_dev = development_set(args.task, data, cache, args.n_dev)
+    split = json.loads((cache / f"{args.task}_split.json").read_text())
+    inputs, meta = load_featurized(cache / f"{args.task}_sitenet.npz")
+    inputs = dict(zip(meta["ids"], inputs))
+    frame = pd.read_pickle(cache / f"{args.task}_structures.pkl.gz")
+    encoders = {"dim": cache / f"{args.task}_dim"}
+    if any("dim_long" in v for v in args.variants):
+        encoders["dim_long"] = long_pretraining(args.task, cache)
+    rows_path = out / "finetune_study.csv"
+    done = pd.read_csv(rows_path) if rows_path.exists() else pd.DataFrame(columns=["task"])
+    finished = {tuple(r) for r in done.reindex(columns=["task", "n", "seed", "variant"]).values}
+
+    for seed in args.seeds:
+        ids = [i for i in split["labelled"][str(seed)] if i in inputs]
+        for n in args.ns:
+            subset = ids[:n]
+            x, y = [inputs[i] for i in subset], frame.loc[subset, "y"].to_numpy()
+            for variant in args.variants:
+                if (args.task, n, seed, variant) in finished:
+                    continue
+                options = dict(VARIANTS[variant])
+                start = time.perf_counter()
+                epochs = None
+                if "embedding" in options:
+                    prediction = embedding_forest(
+                        options["embedding"], encoders, x, y, dev_inputs, seed
+                    )
+                else:
+                    source = options.pop("pretrained")
+                    options.setdefault("max_epochs", _finetune_epochs(n, 200))
+                    model = SiteNetRegressor(
+                        pretrained=encoders[source] if source else None,
+                        random_state=seed,
+                        verbose=0,
+                        **options,
+                    ).fit(x, y)
+                    prediction = model.predict(dev_inputs)
+                    epochs = len(model.history)
+                row = {
+                    "task": args.task,
+                    "n": n,
+                    "seed": seed,
+                    "variant": variant,
+                    "dev_mae": float(np.abs(prediction - y_dev).mean()),
+                    "epochs": epochs,
+                    "fit_s": round(time.perf_counter() - start, 1),
+                }
+                pd.DataFrame([row]).to_csv(
+                    rows_path, mode="a", header=not rows_path.exists(), index=False
+                )
+                print(row, flush=True)
+
+    rows = pd.read_csv(rows_path)
+    table = rows.pivot_table(
+        index=["task", "n"], columns="variant", values="dev_mae", aggfunc="median"
+    )
+    (out / "finetune_study.md").write_text(
+        "# Site-Net fine-tuning study (development split, median dev MAE over seeds)\n\n"
+        + table.round(3).to_markdown()
+        + "\n"
+    )
+    print(table.round(3).to_string())
+
+
+if __name__ == "__main__":
+    main()
