@@ -28,11 +28,18 @@ import numpy as np
 import pandas as pd
 
 from skdim import DIMPretrainer, SiteNetRegressor
-from skdim.benchmark import TASKS, _development_ids, _downstream, _finetune_epochs
+from skdim.benchmark import (
+    PROFILES,
+    TASKS,
+    _development_ids,
+    _downstream,
+    _finetune_epochs,
+    _pretrained,
+)
 from skdim.datasets import get_data_home, load_featurized, load_structures_csv, save_featurized
 from skdim.featurize import featurize
 
-LONG_PRETRAINING_EPOCHS = 18  # 3x the full profile's 6 epochs
+LONG_PRETRAINING_EPOCHS = PROFILES["full"]["long_pretrain_epochs"]  # 3x the 6 epochs
 EARLY_STOPPING = {"validation_fraction": 0.2, "early_stopping": 20, "max_epochs": 400}
 ENCODER_LR_01 = {"optimizer__param_groups": [("encoder.*", {"lr": 1e-4})]}
 # "pretrained": None (scratch), "dim" (the benchmark's DIM model) or "dim_long"
@@ -50,24 +57,6 @@ VARIANTS = {
     "dim_embedding_rf": {"embedding": "dim"},
     "dim_long_embedding_rf": {"embedding": "dim_long"},
 }
-
-
-def long_pretraining(task: str, cache: Path) -> Path:
-    """The benchmark's DIM pretraining, run for LONG_PRETRAINING_EPOCHS (cached)."""
-    model_dir = cache / f"{task}_dim_long"
-    if not (model_dir / "config.json").exists():
-        split = json.loads((cache / f"{task}_split.json").read_text())
-        inputs, meta = load_featurized(cache / f"{task}_sitenet.npz")
-        by_id = dict(zip(meta["ids"], inputs))
-        start = time.perf_counter()
-        DIMPretrainer(
-            max_epochs=LONG_PRETRAINING_EPOCHS,
-            engineered_negatives=False,
-            random_state=0,
-            verbose=1,
-        ).fit([by_id[i] for i in split["pretrain"] if i in by_id]).save(model_dir)
-        print(f"{task}: long pretraining took {time.perf_counter() - start:.0f} s", flush=True)
-    return model_dir
 
 
 def development_set(task: str, data: Path, cache: Path, n_dev: int) -> tuple[list, np.ndarray]:
@@ -128,7 +117,9 @@ def main(argv: list[str] | None = None) -> None:
     frame = pd.read_pickle(cache / f"{args.task}_structures.pkl.gz")
     encoders = {"dim": cache / f"{args.task}_dim"}
     if any("dim_long" in v for v in args.variants):
-        encoders["dim_long"] = long_pretraining(args.task, cache)
+        encoders["dim_long"] = _pretrained(
+            args.task, inputs, split, LONG_PRETRAINING_EPOCHS, cache, "_long"
+        )
     rows_path = out / "finetune_study.csv"
     done = pd.read_csv(rows_path) if rows_path.exists() else pd.DataFrame(columns=["task"])
     finished = {tuple(r) for r in done.reindex(columns=["task", "n", "seed", "variant"]).values}

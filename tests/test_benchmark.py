@@ -55,6 +55,26 @@ def test_report_gives_median_iqr_and_relative_gain(tmp_path):
     assert np.isfinite(rows["mae"]).all()
 
 
+def test_longer_pretraining_arms_are_dim_arms_in_their_own_families(tmp_path):
+    arms = {"sitenet_dim_long": 0.4, "dim_long_rf": 0.45, "dim_rf": 0.9, "magpie_ssf_rf": 0.5}
+    rows = pd.DataFrame(
+        [
+            ("eform", 50, seed, arm, mae + seed / 100)
+            for seed in range(3)
+            for arm, mae in arms.items()
+        ],
+        columns=["task", "n", "seed", "arm", "mae"],
+    )
+    rows.to_csv(tmp_path / "label_masking_quick.csv", index=False)
+    benchmark._summarize(argparse.Namespace(profile="quick", plots=False), tmp_path)
+    report = (tmp_path / "label_masking_quick.md").read_text()
+    assert "N=50: best DIM arm 0.410 vs best other 0.510 (magpie_ssf_rf), +19.6%" in report
+    assert "| Site-Net fine-tuned from DIM pretrained 3x longer | 0.410 |" in report
+    assert "| DIM embeddings, pretrained 3x longer | 0.460 (rf) |" in report
+    assert "| DIM embeddings | 0.910 (rf) |" in report
+    assert "| Site-Net fine-tuned from DIM |  |" in report  # no such arm
+
+
 def test_cli_exposes_the_benchmark():
     from skdim.cli import build_parser
 
