@@ -40,15 +40,18 @@ from skdim.datasets import get_data_home, load_featurized, load_structures_csv, 
 from skdim.featurize import featurize
 
 LONG_PRETRAINING_EPOCHS = PROFILES["full"]["long_pretrain_epochs"]  # 3x the 6 epochs
+LONGER_PRETRAINING_EPOCHS = 3 * LONG_PRETRAINING_EPOCHS  # 9x
 EARLY_STOPPING = {"validation_fraction": 0.2, "early_stopping": 20, "max_epochs": 400}
 ENCODER_LR_01 = {"optimizer__param_groups": [("encoder.*", {"lr": 1e-4})]}
-# "pretrained": None (scratch), "dim" (the benchmark's DIM model) or "dim_long"
-# (the same pretraining run for LONG_PRETRAINING_EPOCHS); "embedding": a
-# random forest on frozen embeddings instead of fine-tuning.
+# "pretrained": None (scratch), "dim" (the benchmark's DIM model), "dim_long" or
+# "dim_longer" (the same pretraining run for LONG_PRETRAINING_EPOCHS or
+# LONGER_PRETRAINING_EPOCHS); "embedding": a random forest on frozen embeddings
+# instead of fine-tuning.
 VARIANTS = {
     "scratch_fixed": {"pretrained": None},
     "dim_fixed": {"pretrained": "dim"},
     "dim_long_fixed": {"pretrained": "dim_long"},
+    "dim_longer_fixed": {"pretrained": "dim_longer"},
     "scratch_early_stop": {"pretrained": None, **EARLY_STOPPING},
     "dim_early_stop": {"pretrained": "dim", **EARLY_STOPPING},
     "dim_fixed_encoder_lr_0.1": {"pretrained": "dim", **ENCODER_LR_01},
@@ -56,6 +59,7 @@ VARIANTS = {
     "random_embedding_rf": {"embedding": "random"},
     "dim_embedding_rf": {"embedding": "dim"},
     "dim_long_embedding_rf": {"embedding": "dim_long"},
+    "dim_longer_embedding_rf": {"embedding": "dim_longer"},
 }
 
 
@@ -116,10 +120,15 @@ def main(argv: list[str] | None = None) -> None:
     inputs = dict(zip(meta["ids"], inputs))
     frame = pd.read_pickle(cache / f"{args.task}_structures.pkl.gz")
     encoders = {"dim": cache / f"{args.task}_dim"}
-    if any("dim_long" in v for v in args.variants):
-        encoders["dim_long"] = _pretrained(
-            args.task, inputs, split, LONG_PRETRAINING_EPOCHS, cache, "_long"
-        )
+    for name, epochs in [
+        ("dim_long", LONG_PRETRAINING_EPOCHS),
+        ("dim_longer", LONGER_PRETRAINING_EPOCHS),
+    ]:
+        if any(
+            VARIANTS[v].get("pretrained", VARIANTS[v].get("embedding")) == name
+            for v in args.variants
+        ):
+            encoders[name] = _pretrained(args.task, inputs, split, epochs, cache, name[3:])
     rows_path = out / "finetune_study.csv"
     done = pd.read_csv(rows_path) if rows_path.exists() else pd.DataFrame(columns=["task"])
     finished = {tuple(r) for r in done.reindex(columns=["task", "n", "seed", "variant"]).values}
@@ -171,6 +180,7 @@ DESCRIPTIONS = {
     "scratch_fixed": "Site-Net from scratch, the benchmark's fixed budget",
     "dim_fixed": "fine-tuned from the benchmark's DIM model (6 epochs), fixed budget",
     "dim_long_fixed": f"fine-tuned from DIM pretrained {LONG_PRETRAINING_EPOCHS} epochs",
+    "dim_longer_fixed": f"fine-tuned from DIM pretrained {LONGER_PRETRAINING_EPOCHS} epochs",
     "scratch_early_stop": "from scratch, early stopping on 20 % of the labelled subset",
     "dim_early_stop": "from DIM, early stopping on 20 % of the labelled subset",
     "dim_fixed_encoder_lr_0.1": "from DIM, encoder learning rate 1e-4 (head 1e-3)",
@@ -178,6 +188,9 @@ DESCRIPTIONS = {
     "random_embedding_rf": "random forest on an untrained encoder's embeddings",
     "dim_embedding_rf": "random forest on DIM embeddings (6 epochs)",
     "dim_long_embedding_rf": f"random forest on DIM embeddings ({LONG_PRETRAINING_EPOCHS} epochs)",
+    "dim_longer_embedding_rf": (
+        f"random forest on DIM embeddings ({LONGER_PRETRAINING_EPOCHS} epochs)"
+    ),
 }
 
 
