@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
             VARIANTS[v].get("pretrained", VARIANTS[v].get("embedding")) == name
             for v in args.variants
         ):
-            encoders[name] = _pretrained(args.task, inputs, split, epochs, cache, name[3:])
+            encoders[name], _ = _pretrained(args.task, inputs, split, epochs, cache, name[3:])
     rows_path = out / "finetune_study.csv"
     done = pd.read_csv(rows_path) if rows_path.exists() else pd.DataFrame(columns=["task"])
     finished = {tuple(r) for r in done.reindex(columns=["task", "n", "seed", "variant"]).values}

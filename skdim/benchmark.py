@@ -286,16 +286,19 @@ def _finetune_epochs(n: int, steps: int) -> int:
 
 
 # --------------------------------------------------------------------- run
-def _pretrained(task: str, inputs: dict, split: dict, epochs: int, cache, suffix="") -> Path:
-    """Directory of the DIM model pretrained on the split's pretraining structures.
+def _pretrained(
+    task: str, inputs: dict, split: dict, epochs: int, cache, suffix=""
+) -> tuple[Path, dict]:
+    """Directory of the DIM model pretrained on the split's pretraining structures, and its cost.
 
     Pretrains (without labels, engineered negatives off for CPU cost) unless
-    ``<task>_dim<suffix>`` is cached; the wall time goes to
-    ``<task>_pretrain<suffix>.json``.
+    ``<task>_dim<suffix>`` is cached; the cost (seconds, structures, epochs)
+    is kept in ``<task>_pretrain<suffix>.json``.
     """
     from skdim import DIMPretrainer
 
     model_dir = cache / f"{task}_dim{suffix}"
+    cost_path = cache / f"{task}_pretrain{suffix}.json"
     if not (model_dir / "config.json").exists():
         pretrain = [inputs[i] for i in split["pretrain"] if i in inputs]
         start = time.perf_counter()
@@ -307,10 +310,10 @@ def _pretrained(task: str, inputs: dict, split: dict, epochs: int, cache, suffix
             checkpoint_dir=str(cache / f"{task}_dim{suffix}_checkpoints"),
         ).fit(pretrain).save(model_dir)
         seconds = time.perf_counter() - start
-        (cache / f"{task}_pretrain{suffix}.json").write_text(
+        cost_path.write_text(
             json.dumps({"seconds": seconds, "structures": len(pretrain), "epochs": epochs})
         )
-    return model_dir
+    return model_dir, json.loads(cost_path.read_text())
 
 
 def _report_stem(profile: str) -> str:
@@ -335,24 +338,23 @@ def _run_task(task: str, args, profile: dict, out: Path) -> None:
     y_test = frame.loc[test, "y"].to_numpy()
     costs = {"task": task, "featurize_s": featurize_seconds, "n_featurized": len(inputs)}
 
-    model_dir = _pretrained(task, inputs, split, profile["pretrain_epochs"], cache)
-    costs.update(json.loads((cache / f"{task}_pretrain.json").read_text()))
+    model_dir, cost = _pretrained(task, inputs, split, profile["pretrain_epochs"], cache)
+    costs.update(cost)
     encoders = {"dim": model_dir}
     if profile["long_pretrain_epochs"]:
         long = profile["long_pretrain_epochs"]
-        encoders["dim_long"] = _pretrained(task, inputs, split, long, cache, "_long")
-        long_cost = json.loads((cache / f"{task}_pretrain_long.json").read_text())
-        costs.update({f"long_{key}": value for key, value in long_cost.items()})
+        encoders["dim_long"], cost = _pretrained(task, inputs, split, long, cache, "_long")
+        costs.update({f"long_{key}": value for key, value in cost.items()})
     pd.Series(costs).to_json(out / f"cost_{task}_{args.profile}.json")
 
-    dim = DIMPretrainer.load(model_dir)
+    pretrained = {name: DIMPretrainer.load(path) for name, path in encoders.items()}
     labelled_ids = sorted({i for ids in split["labelled"].values() for i in ids if i in inputs})
     every = labelled_ids + test
     every_inputs = [inputs[i] for i in every]
     random_encoder = DIMPretrainer(max_epochs=0, random_state=0, verbose=0).fit(every_inputs[:50])
     features = {
-        name: pd.DataFrame(DIMPretrainer.load(path).transform(every_inputs), index=every)
-        for name, path in encoders.items()
+        name: pd.DataFrame(model.transform(every_inputs), index=every)
+        for name, model in pretrained.items()
     }
     features["random"] = pd.DataFrame(random_encoder.transform(every_inputs), index=every)
     for name in args.baselines:
@@ -409,7 +411,11 @@ def _run_task(task: str, args, profile: dict, out: Path) -> None:
                 print(row, flush=True)
     if args.plots:
         _embedding_plot(
-            task, dim, [inputs[i] for i in test], y_test, out / f"tsne_{task}_{args.profile}.png"
+            task,
+            pretrained["dim"],
+            [inputs[i] for i in test],
+            y_test,
+            out / f"tsne_{task}_{args.profile}.png",
         )
 
 
