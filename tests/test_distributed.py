@@ -92,6 +92,9 @@ def worker(store_path: str, out: str, accumulation: int, batch_pairs: int) -> No
             "world_size": model.accelerator.num_processes,
         }
         torch.save(result, out)
+    # every rank reaches here before any destroys the process group: a rank that
+    # tears gloo down while its peer is still in a collective aborts it (SIGABRT)
+    model.accelerator.wait_for_everyone()
     model.accelerator.end_training()
 
 
