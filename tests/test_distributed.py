@@ -136,9 +136,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(args: list[str], timeout: int = 120) -> None:
+def run(args: list[str], timeout: int = 120, attempts: int = 3) -> None:
+    """Run a command; relaunch only when a rank died in gloo's C++ layer.
+
+    On a loaded 2-core machine one 2-rank launch in a few aborts with
+    "terminate called without an active exception" (SIGABRT) before training
+    starts; any other failure, and a third abort, fails the test.
+    """
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+    for _ in range(attempts):
+        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+        if done.returncode == 0 or "terminate called without" not in done.stdout + done.stderr:
+            break
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
