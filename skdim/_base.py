@@ -22,7 +22,14 @@ from skorch.callbacks import Checkpoint, EarlyStopping, PassthroughScoring, Prog
 from skorch.utils import TeeGenerator, to_device
 from torch.utils.data import DataLoader, Subset
 
+from skdim._checkpoint import (
+    RandomStateCheckpoint,
+    check_fingerprint,
+    fingerprint,
+    restore_random_state,
+)
 from skdim._inputs import as_structures, is_featurized, is_torch_dataset
+from skdim._schedule import CosineSchedule, PlateauSchedule, auto_steps
 from skdim.data import (
     PairBudgetBatchSampler,
     SiteNetDataset,
@@ -56,6 +63,8 @@ class SiteNetMixin:
 
     #: Fewest crystals per training batch (DIM needs two to draw negatives).
     _min_crystals = 1
+    #: Learning-rate schedules besides "constant" (see skdim._schedule).
+    _schedules: tuple[str, ...] = ("cosine",)
     #: Names of batch-level values that get_loss records, averaged per epoch.
     _recorded: tuple[str, ...] = ()
 
@@ -311,6 +320,9 @@ class SiteNetMixin:
             callbacks.append((name, PassthroughScoring(name=name, on_train=True)))
             if self.validation_fraction:
                 callbacks.append((f"valid_{name}", PassthroughScoring(name=f"valid_{name}")))
+        schedule = self._lr_schedule_callback()
+        if schedule is not None:
+            callbacks.append(("lr_schedule", schedule))
         if self.verbose > 1:
             callbacks.append(("progress_bar", ProgressBar()))
         if self.early_stopping:
@@ -322,7 +334,72 @@ class SiteNetMixin:
         checkpoint = self._checkpoint()
         if checkpoint is not None:
             callbacks.append(("checkpoint", checkpoint))
+            callbacks.append(("random_state", RandomStateCheckpoint(checkpoint.dirname)))
         return callbacks
+
+    def _lr_schedule_callback(self):
+        """The learning-rate schedule named by ``lr_schedule`` (None: constant).
+
+        Checked in :meth:`fit`; here (also reached from ``set_params``) an
+        unknown name gives no schedule rather than an error.
+        """
+        if self.lr_schedule == "cosine" and "cosine" in self._schedules:
+            return CosineSchedule()
+        if self.lr_schedule == "plateau" and "plateau" in self._schedules:
+            return PlateauSchedule(patience=self.plateau_patience)
+        return None
+
+    def _check_lr_schedule(self) -> None:
+        allowed = [*self._schedules, "constant"]
+        if self.lr_schedule not in allowed:
+            raise ValueError(f"lr_schedule must be one of {allowed}, got {self.lr_schedule!r}")
+
+    def _planned_epochs(self, dataset) -> int:
+        """Epochs of this fit: ``max_epochs`` if set, else ``max_steps`` in whole epochs.
+
+        Also sets ``steps_per_epoch_`` and ``total_steps_`` (what the cosine
+        schedule decays over).
+        """
+        train, _ = self.get_split_datasets(dataset)
+        n_sites, n_neighbors = item_sizes(train)
+        sampler = PairBudgetBatchSampler(
+            n_sites,
+            n_neighbors,
+            self.batch_pairs,
+            shuffle=True,
+            min_crystals=self._min_crystals,
+            random_state=self._seed(),
+        )
+        self.steps_per_epoch_ = len(sampler)
+        epochs = self.max_epochs
+        if epochs is None:
+            steps = getattr(self, "max_steps", "auto")
+            steps = auto_steps(len(train)) if steps == "auto" else int(steps)
+            epochs = max(1, int(round(steps / self.steps_per_epoch_)))
+        self.total_steps_ = epochs * self.steps_per_epoch_
+        return epochs
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's training loop, for the planned number of epochs by default.
+
+        Parameters
+        ----------
+        X : Dataset
+            Training data.
+        y : None
+            Targets are part of the dataset.
+        epochs : int or None, default=None
+            Epochs to run; None runs ``n_epochs_`` (see :meth:`fit`).
+        **fit_params : dict
+            Passed on to the module.
+
+        Returns
+        -------
+        self
+        """
+        if epochs is None:
+            epochs = getattr(self, "n_epochs_", None) or self.max_epochs
+        return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
     def _record(self, values: dict[str, torch.Tensor], training: bool) -> None:
         prefix = "" if training else "valid_"
@@ -366,19 +443,28 @@ class SiteNetMixin:
         -------
         self
         """
+        self._check_lr_schedule()
         self.seed_ = None
         self.sampler_rng_ = None
         self.featurization_ = self._resolve_featurization()
         dataset = self._fit_dataset(X, y)
         self._prepare_fit(dataset)
+        self.n_epochs_ = self._planned_epochs(dataset)
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self._seed())
             checkpoint = self._checkpoint()
             resumable = (
-                checkpoint is not None and Path(checkpoint.dirname, "history.json").exists()
+                checkpoint is not None
+                and Path(checkpoint.dirname, "history.json").exists()
+                and not self.warm_start
             )
-            if resumable and not self.warm_start:
+            if checkpoint is not None:
+                current = fingerprint(self, dataset)
+                if not resumable:  # a new run: forget whatever the directory held
+                    Path(checkpoint.dirname, "fingerprint.json").unlink(missing_ok=True)
+                check_fingerprint(checkpoint.dirname, current)
+            if resumable:
                 self._resume(dataset, checkpoint, **fit_params)
             else:
                 super().fit(dataset, None, **fit_params)
@@ -390,11 +476,13 @@ class SiteNetMixin:
     def _resume(self, dataset, checkpoint: Checkpoint, **fit_params: Any) -> None:
         self.initialize()
         self.load_params(checkpoint=checkpoint)
+        restore_random_state(self, checkpoint.dirname)
         done = len(self.history)
         if self.verbose:
-            print(f"resuming from {checkpoint.dirname} after {done} of {self.max_epochs} epochs")
-        if done < self.max_epochs:
-            self.partial_fit(dataset, None, epochs=self.max_epochs - done, **fit_params)
+            print(f"resuming from {checkpoint.dirname} after {done} of {self.n_epochs_} epochs")
+        stopped = len(self.history) and self.history[-1].get("stopped", False)
+        if done < self.n_epochs_ and not stopped:
+            self.partial_fit(dataset, None, epochs=self.n_epochs_ - done, **fit_params)
 
     def _fitted_state(self) -> dict:
         """JSON-safe fitted settings saved next to the weights."""

@@ -29,7 +29,7 @@ class SiteNetClassifier(ClassifierMixin, SupervisedMixin, NeuralNet):
         As in :class:`SiteNetRegressor`.
     max_atoms, supercell, site_properties, pair_features, max_sites : default=None
         Featurization, as in :class:`SiteNetRegressor`.
-    optimizer, lr, max_epochs, batch_pairs, validation_fraction
+    optimizer, lr, max_steps, max_epochs, lr_schedule, batch_pairs, validation_fraction
         As in :class:`SiteNetRegressor`.
     early_stopping, checkpoint_dir, device, precision, gradient_clip
         As in :class:`SiteNetRegressor`.
@@ -79,7 +79,9 @@ class SiteNetClassifier(ClassifierMixin, SupervisedMixin, NeuralNet):
         max_sites: int | None = None,
         optimizer=torch.optim.AdamW,
         lr: float = 1e-3,
-        max_epochs: int = 100,
+        max_steps: int | str = "auto",
+        max_epochs: int | None = None,
+        lr_schedule: str = "cosine",
         batch_pairs: int = 32768,
         validation_fraction: float | None = None,
         early_stopping: int | None = None,
@@ -114,6 +116,8 @@ class SiteNetClassifier(ClassifierMixin, SupervisedMixin, NeuralNet):
         self.site_properties = site_properties
         self.pair_features = pair_features
         self.max_sites = max_sites
+        self.max_steps = max_steps
+        self.lr_schedule = lr_schedule
         self.batch_pairs = batch_pairs
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping

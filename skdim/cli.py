@@ -35,8 +35,7 @@ def _load(path: str, structure_col: str, target: str | None, n_jobs: int, progre
     return structures, labels if target is not None else None
 
 
-def _training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
-    parser.add_argument("--max-epochs", type=int, default=epochs)
+def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-pairs", type=int, default=32768)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
@@ -52,6 +51,7 @@ def _training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
 def _common(args: argparse.Namespace) -> dict:
     return {
         "max_epochs": args.max_epochs,
+        "lr_schedule": args.lr_schedule,
         "lr": args.lr,
         "batch_pairs": args.batch_pairs,
         "device": args.device,
@@ -69,6 +69,7 @@ def _pretrain(args: argparse.Namespace) -> None:
     from skdim import DIMPretrainer
 
     options = _common(args)
+    options["plateau_patience"] = args.plateau_patience
     if options["validation_fraction"] is None:
         options["validation_fraction"] = 0.1
     if (Path(args.data) / "store.json").is_file():  # written by `skdim featurize`
@@ -117,7 +118,9 @@ def _featurize(args: argparse.Namespace) -> None:
 def _embed(args: argparse.Namespace) -> None:
     from skdim import DIMPretrainer
 
-    model = DIMPretrainer.load(args.model, device=args.device)
+    from skdim.pretrained import resolve_saved_model
+
+    model = DIMPretrainer.load(resolve_saved_model(args.model), device=args.device)
     structures, _ = _load(args.data, args.structure_col, None, args.n_jobs, not args.quiet)
     table = pd.DataFrame(
         model.transform(structures), index=structures.index, columns=model.get_feature_names_out()
@@ -139,6 +142,7 @@ def _fit(args: argparse.Namespace) -> None:
         loss=args.loss,
         output=args.output,
         max_atoms=args.max_atoms,
+        max_steps=args.max_steps if args.max_steps == "auto" else int(args.max_steps),
         **_common(args),
     ).fit(structures, targets)
     model.save(args.out)
@@ -195,7 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="data-parallel over the processes started by accelerate launch or torchrun",
     )
-    _training_options(pretrain, epochs=20)
+    pretrain.add_argument(
+        "--max-epochs", type=int, default=100, help="most epochs (default: %(default)s)"
+    )
+    pretrain.add_argument(
+        "--lr-schedule",
+        default="plateau",
+        choices=["plateau", "constant"],
+        help="plateau: cut the learning rate when the validation loss stops improving, "
+        "stop after two cuts (default: %(default)s)",
+    )
+    pretrain.add_argument("--plateau-patience", type=int, default=3, help="epochs")
+    _training_options(pretrain)
 
     featurize = command("featurize", _featurize, "featurize into a sharded store (resumable)")
     featurize.add_argument("data")
@@ -213,11 +228,24 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("data")
     fit.add_argument("--target", default=None, help="label column of a CSV file")
     fit.add_argument("--out", required=True, help="output model directory")
-    fit.add_argument("--pretrained", default=None, help="directory of a saved DIM model")
+    fit.add_argument(
+        "--pretrained",
+        default=None,
+        help="directory of a saved DIM model, or the name of a shipped one (skdim.list_pretrained)",
+    )
     fit.add_argument("--loss", default="mae", choices=["mae", "mse", "huber"])
     fit.add_argument("--output", default="identity", choices=["identity", "softplus", "trelu"])
     fit.add_argument("--max-atoms", type=int, default=None)
-    _training_options(fit, epochs=100)
+    fit.add_argument(
+        "--max-steps",
+        default="auto",
+        help="optimizer steps, or auto (grows with the data; default: %(default)s)",
+    )
+    fit.add_argument("--max-epochs", type=int, default=None, help="epochs instead of steps")
+    fit.add_argument(
+        "--lr-schedule", default="cosine", choices=["cosine", "constant"], help="default: cosine"
+    )
+    _training_options(fit)
 
     predict = command("predict", _predict, "predict with a saved SiteNetRegressor")
     predict.add_argument("model")

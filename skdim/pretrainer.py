@@ -69,7 +69,19 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         both formation energy and band gap.
     optimizer : type, default=torch.optim.AdamW
     lr : float, default=1e-3
-    max_epochs : int, default=20
+        Peak learning rate.
+    max_epochs : int, default=100
+        Most epochs; with ``lr_schedule="plateau"`` training usually stops
+        earlier, when the self-supervised validation loss has converged.
+    lr_schedule : {"plateau", "constant"}, default="plateau"
+        "plateau": linear warm-up over 200 steps, then ``lr`` until the
+        validation loss (the training loss without a validation split) has
+        not improved by 0.1 % for ``plateau_patience`` epochs; the learning
+        rate is then cut to 30 %, at most twice, and the next plateau stops
+        training (:class:`skdim._schedule.PlateauSchedule`). No labels are
+        used. "constant": ``lr`` for ``max_epochs`` epochs.
+    plateau_patience : int, default=3
+        Epochs without improvement that make a plateau.
     batch_pairs : int, default=32768
         Budget of padded (site, supercell atom) pairs per batch; memory per
         step is proportional to it.
@@ -132,6 +144,7 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
     """
 
     _min_crystals = 2
+    _schedules = ("plateau",)
     _recorded = ("local_mi", "global_mi", "kl")
 
     def __init__(
@@ -155,7 +168,9 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         embedding: str = "pooled",
         optimizer=torch.optim.AdamW,
         lr: float = 1e-3,
-        max_epochs: int = 20,
+        max_epochs: int = 100,
+        lr_schedule: str = "plateau",
+        plateau_patience: int = 3,
         batch_pairs: int = 32768,
         validation_fraction: float | None = 0.1,
         early_stopping: int | None = None,
@@ -195,6 +210,8 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         self.engineered_negatives = engineered_negatives
         self.global_trains_local = global_trains_local
         self.embedding = embedding
+        self.lr_schedule = lr_schedule
+        self.plateau_patience = plateau_patience
         self.batch_pairs = batch_pairs
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping

@@ -54,7 +54,17 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
         ("distance",) and 500.
     optimizer : type, default=torch.optim.AdamW
     lr : float, default=1e-3
-    max_epochs : int, default=100
+        Peak learning rate.
+    max_steps : int or "auto", default="auto"
+        Training budget in optimizer steps, rounded to whole epochs. "auto"
+        grows with the number of training structures n
+        (:func:`skdim._schedule.auto_steps`: 4 n, between 500 and 4,000), a
+        rule chosen on a development split (user guide, "Training recipe").
+    max_epochs : int or None, default=None
+        Training budget in epochs instead of steps (overrides ``max_steps``).
+    lr_schedule : {"cosine", "constant"}, default="cosine"
+        "cosine": linear warm-up over the first 5 % of the steps, then cosine
+        decay to 1 % of ``lr`` at the last step.
     batch_pairs : int, default=32768
         Budget of padded pairs per batch.
     validation_fraction : float or None, default=None
@@ -132,7 +142,9 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
         max_sites: int | None = None,
         optimizer=torch.optim.AdamW,
         lr: float = 1e-3,
-        max_epochs: int = 100,
+        max_steps: int | str = "auto",
+        max_epochs: int | None = None,
+        lr_schedule: str = "cosine",
         batch_pairs: int = 32768,
         validation_fraction: float | None = None,
         early_stopping: int | None = None,
@@ -170,6 +182,8 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
         self.site_properties = site_properties
         self.pair_features = pair_features
         self.max_sites = max_sites
+        self.max_steps = max_steps
+        self.lr_schedule = lr_schedule
         self.batch_pairs = batch_pairs
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping

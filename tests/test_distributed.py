@@ -66,6 +66,7 @@ def worker(store_path: str, out: str, accumulation: int, batch_pairs: int) -> No
         accelerator=make_accelerator(gradient_accumulation_steps=accumulation),
         **store.featurization,
         max_epochs=1,
+        lr_schedule="constant",  # the schedule counts batches, which differ per rank
         batch_pairs=batch_pairs,
         validation_fraction=None,
         random_state=0,
