@@ -2,22 +2,32 @@
 
 Layout of a store directory::
 
-    store.json          settings, shard size, completion flag
+    store.json          settings, shard size, completion flag and, once
+                        complete, the sha256 of every shard file and of
+                        every shard's input
     shard-00000.bin     one record per structure: atomic numbers (int64, P),
                         neighbour sites (int64, J), site features (float32,
                         P x F), pair features (float32, P x J x C)
     shard-00000.npz     n_sites, n_images, byte offsets, input positions,
                         skipped inputs and their reasons, per-shard feature
-                        statistics; a shard is finished when this file exists
+                        statistics, the sha256 of the ``.bin`` file and the
+                        fingerprint of the shard's input (see
+                        :func:`input_fingerprint`); a shard is finished when
+                        this file exists
 
 Both shard files are written under a ``.tmp`` name, synced and renamed, the
 ``.npz`` last, so an interrupted run never leaves a shard that looks finished.
+Every error reading a shard names its file.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +36,7 @@ import numpy as np
 from skdim.datasets import _parse_one
 from skdim.featurize import SiteNetInput, featurize_structure
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "store.json"
 _DTYPES = (np.int64, np.int64, np.float32, np.float32)
 #: Errors that make ``on_error="skip"`` skip a structure. Besides invalid input
@@ -61,6 +71,140 @@ def open_manifest(path: Path, settings: dict, shard_size: int) -> dict:
     return manifest
 
 
+def input_fingerprint(items: Iterable[Any]) -> str:
+    """sha256 of a shard's inputs: structure texts, or the cells of Structures.
+
+    A Structure counts by its lattice, species with occupancies and fractional
+    coordinates (what featurization reads); a text by its characters. Cheap
+    next to featurization, so a resumed run can check that a finished shard
+    came from the same inputs without featurizing them again.
+
+    Parameters
+    ----------
+    items : iterable of pymatgen Structure or str
+        The inputs of one shard.
+
+    Returns
+    -------
+    str
+        Hex digest.
+
+    Examples
+    --------
+    >>> input_fingerprint(["a CIF text"]) == input_fingerprint(["a CIF text"])
+    True
+    >>> input_fingerprint(["a CIF text"]) == input_fingerprint(["another CIF text"])
+    False
+    """
+    digest = hashlib.sha256()
+    for item in items:
+        data = _input_bytes(item)
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def _input_bytes(item: Any) -> bytes:
+    if isinstance(item, str):
+        return b"text:" + item.encode("utf-8", "surrogatepass")
+    lattice = getattr(item, "lattice", None)
+    if lattice is not None and hasattr(item, "frac_coords") and hasattr(item, "sites"):
+        species = ";".join(
+            ",".join(f"{sp}:{occupancy!r}" for sp, occupancy in site.species.items())
+            for site in item.sites
+        )
+        return b"".join(
+            [
+                b"structure:",
+                np.ascontiguousarray(lattice.matrix, np.float64).tobytes(),
+                np.ascontiguousarray(item.frac_coords, np.float64).tobytes(),
+                species.encode(),
+            ]
+        )
+    return f"{type(item).__module__}.{type(item).__qualname__}:{item!s}".encode()
+
+
+def file_sha256(file: Path) -> str:
+    """sha256 of a file, read in 4 MiB blocks.
+
+    Parameters
+    ----------
+    file : Path
+        The file.
+
+    Returns
+    -------
+    str
+        Hex digest.
+    """
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        while block := handle.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_index(file: Path, expected_sha256: str | None = None) -> tuple[dict, str]:
+    """The arrays of a shard's ``.npz`` index and the file's sha256.
+
+    Parameters
+    ----------
+    file : Path
+        The ``shard-0000k.npz`` file.
+    expected_sha256 : str or None, default=None
+        Checksum recorded in ``store.json``; checked when given.
+
+    Returns
+    -------
+    index : dict of ndarray
+    sha256 : str
+
+    Raises
+    ------
+    ValueError
+        Naming the file, if it does not match its checksum or cannot be read.
+    """
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{file} is missing; the store is damaged") from None
+    sha256 = hashlib.sha256(data).hexdigest()
+    if expected_sha256 is not None and sha256 != expected_sha256:
+        raise ValueError(
+            f"{file} does not match its sha256 in {MANIFEST}: the file is damaged; "
+            "featurize the input again into a new directory"
+        )
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            return {name: arrays[name] for name in arrays.files}, sha256
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{file} is truncated or not a shard index ({type(error).__name__}: {error}); "
+            "delete it to featurize that shard again"
+        ) from None
+
+
+def record_nbytes(
+    n_sites: np.ndarray, n_images: np.ndarray, widths: tuple[int, int]
+) -> np.ndarray:
+    """Bytes of each record in a ``.bin`` file (see :func:`read_record`).
+
+    Parameters
+    ----------
+    n_sites, n_images : ndarray of int64
+        P and the number of supercell images of each structure.
+    widths : (int, int)
+        Site and pair feature widths F and C.
+
+    Returns
+    -------
+    ndarray of int64
+    """
+    p = np.asarray(n_sites, np.int64)
+    j = p * np.asarray(n_images, np.int64)
+    return 8 * (p + j) + 4 * (p * widths[0] + p * j * widths[1])
+
+
 def write_json(target: Path, value: dict) -> None:
     """Replace ``target`` atomically with ``value`` as JSON."""
     temporary = target.with_name(target.name + ".tmp")
@@ -77,8 +221,13 @@ def _featurize_item(item: Any, where: str, settings: dict, fmt: str) -> SiteNetI
 def write_shard(
     path: Path, k: int, start: int, items: list, settings: dict, on_error: str, fmt: str
 ) -> int:
-    """Featurize one shard and write it atomically; returns the number of inputs."""
+    """Featurize one shard and write it atomically; returns the number of inputs.
+
+    The ``.npz`` records the sha256 of the ``.bin`` file and the fingerprint
+    of ``items`` (:func:`input_fingerprint`).
+    """
     stem = shard_stem(path, k)
+    fingerprint = input_fingerprint(items)
     inputs, source, skipped, reasons = [], [], [], []
     for position, item in enumerate(items, start):
         try:
@@ -90,12 +239,14 @@ def write_shard(
             skipped.append(position)
             reasons.append(f"{type(error).__name__}: {error}")
     temporary = stem.with_suffix(".bin.tmp")
-    offsets = []
+    offsets, digest = [], hashlib.sha256()
     with open(temporary, "wb") as handle:
         for x in inputs:
             offsets.append(handle.tell())
             for array, dtype in zip(_fields(x), _DTYPES):
-                handle.write(np.ascontiguousarray(array, dtype).tobytes())
+                data = np.ascontiguousarray(array, dtype).tobytes()
+                handle.write(data)
+                digest.update(data)
         _sync(handle)
     os.replace(temporary, stem.with_suffix(".bin"))
     index = {
@@ -105,6 +256,8 @@ def write_shard(
         "source": np.array(source, np.int64),
         "skipped": np.array(skipped, np.int64),
         "reasons": np.array(reasons, dtype=str),
+        "bin_sha256": np.array(digest.hexdigest()),
+        "input_sha256": np.array(fingerprint),
     }
     for name, rows in _feature_rows(inputs, settings).items():
         mean = rows.mean(axis=0) if len(rows) else np.zeros(rows.shape[1])
@@ -137,12 +290,24 @@ def _sync(handle) -> None:
     os.fsync(handle.fileno())
 
 
-def read_record(descriptor: int, offset: int, p: int, j: int, widths: tuple[int, int]):
-    """The SiteNetInput of P sites and J neighbours stored at ``offset``."""
+def read_record(
+    descriptor: int,
+    offset: int,
+    p: int,
+    j: int,
+    widths: tuple[int, int],
+    name: str | os.PathLike = "shard file",
+) -> SiteNetInput:
+    """The SiteNetInput of P sites and J neighbours stored at ``offset``.
+
+    ``name`` (the file) is named in the ValueError raised on a short read.
+    """
     shapes = ((p,), (j,), (p, widths[0]), (p, j, widths[1]))
     sizes = [int(np.prod(shape)) for shape in shapes]
     nbytes = 8 * (sizes[0] + sizes[1]) + 4 * (sizes[2] + sizes[3])
     data = os.pread(descriptor, nbytes, offset)
+    if len(data) != nbytes:
+        raise ValueError(f"{name} is truncated: {len(data)} of {nbytes} bytes at offset {offset}")
     arrays, start = [], 0
     for shape, size, dtype in zip(shapes, sizes, _DTYPES):
         arrays.append(np.frombuffer(data, dtype, size, start).reshape(shape))

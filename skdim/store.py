@@ -9,6 +9,11 @@ Dataset over the store that keeps per-structure sizes and offsets in memory
 and reads each item with one ``os.pread``, so peak memory does not grow with
 the number of structures (no memory map, whose pages would count as
 resident). The file layout is described in :mod:`skdim._shards`.
+
+Every shard file is checksummed (sha256) when it is written; the store checks
+the small index files when it is opened and each ``.bin`` file the first time
+a process reads from it. Each shard also records a fingerprint of its input,
+and resuming with another input is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -27,10 +33,15 @@ from joblib import Parallel, delayed
 from torch.utils.data import Dataset
 
 from skdim._shards import (
+    FORMAT_VERSION,
     MANIFEST,
     combine_statistics,
+    file_sha256,
+    input_fingerprint,
     open_manifest,
+    read_index,
     read_record,
+    record_nbytes,
     shard_stem,
     write_json,
     write_shard,
@@ -119,8 +130,12 @@ def featurize_to_store(
     Notes
     -----
     Rerunning with the same input and settings resumes: finished shards are
-    left untouched and only the missing ones are computed. A complete store is
-    returned as is. Other settings or another shard size raise ValueError.
+    left untouched and only the missing ones are computed. Each finished
+    shard's input is compared with the input given now (a sha256 of the
+    texts, or of the Structures' cells): another input raises ValueError
+    naming the shard, instead of mixing both inputs. A complete store is
+    returned as is, without reading ``structures``. Other settings or another
+    shard size raise ValueError.
 
     Examples
     --------
@@ -148,12 +163,15 @@ def featurize_to_store(
         return FeaturizedStore(path)
     for stale in path.glob("*.tmp"):
         stale.unlink()
-    done = {int(p.stem.split("-")[1]) for p in path.glob("shard-*.npz")}
+    done = {
+        int(p.stem.split("-")[1]): str(read_index(p)[0]["input_sha256"])
+        for p in path.glob("shard-*.npz")
+    }
     chunks = _chunks(structures, shard_size)
     tasks = (
         delayed(write_shard)(path, k, k * shard_size, items, settings, on_error, fmt)
         for k, items in chunks
-        if k not in done
+        if not _finished(path, k, k * shard_size, items, done)
     )
     from tqdm.auto import tqdm
 
@@ -167,9 +185,40 @@ def featurize_to_store(
             bar.update(count)
     if chunks.count == 0:
         raise ValueError("no structures to featurize")
-    manifest.update(complete=True, n_shards=chunks.count)
+    beyond = sorted(k for k in done if k >= chunks.count)
+    if beyond:
+        raise ValueError(
+            f"{shard_stem(path, beyond[0]).with_suffix('.npz')} was featurized by an earlier "
+            f"run, but this input has only {chunks.count} shards: it is another input. "
+            f"Rerun with the original input, or use a new directory instead of {path}."
+        )
+    shards = []
+    for k in range(chunks.count):
+        index, npz_sha256 = read_index(shard_stem(path, k).with_suffix(".npz"))
+        shards.append(
+            {
+                "npz_sha256": npz_sha256,
+                "bin_sha256": str(index["bin_sha256"]),
+                "input_sha256": str(index["input_sha256"]),
+            }
+        )
+    manifest.update(complete=True, n_shards=chunks.count, shards=shards)
     write_json(path / MANIFEST, manifest)
     return FeaturizedStore(path)
+
+
+def _finished(path: Path, k: int, start: int, items: list, done: dict[int, str]) -> bool:
+    """Whether shard k is already written; ValueError if it was from another input."""
+    if k not in done:
+        return False
+    if input_fingerprint(items) != done[k]:
+        raise ValueError(
+            f"{shard_stem(path, k).with_suffix('.npz')} was featurized from another input "
+            f"than inputs {start} to {start + len(items) - 1} given now: resuming would mix "
+            "two inputs in one store. Rerun with the original input, or use a new "
+            f"directory instead of {path}."
+        )
+    return True
 
 
 class _chunks:
@@ -201,6 +250,9 @@ class FeaturizedStore(Dataset):
         Targets in store order (align labels with ``y[store.source_index]``).
     max_open_files : int, default=64
         Shard files kept open at once.
+    verify : bool, default=False
+        Check the checksum of every ``.bin`` shard file now (one read of the
+        whole store) rather than the first time this process reads from each.
 
     Attributes
     ----------
@@ -226,6 +278,12 @@ class FeaturizedStore(Dataset):
     (2, 24, 2.0, 30)
     >>> workdir.cleanup()
 
+    Damaged files are reported by name: the ``.npz`` index files are
+    checked against the sha256 in ``store.json`` when the store is opened,
+    the size of each ``.bin`` file too, and the sha256 of a ``.bin`` file the
+    first time the process reads from it (forked DataLoader workers inherit
+    the shards already checked; :meth:`verify` checks all of them).
+
     Train and embed without holding the features in memory:
 
     >>> from skdim import DIMPretrainer
@@ -234,25 +292,33 @@ class FeaturizedStore(Dataset):
     """
 
     def __init__(
-        self, path: str | os.PathLike, y: Any = None, *, max_open_files: int = 64
+        self,
+        path: str | os.PathLike,
+        y: Any = None,
+        *,
+        max_open_files: int = 64,
+        verify: bool = False,
     ) -> None:
         self.path = Path(path)
-        manifest_file = self.path / MANIFEST
-        if not manifest_file.is_file():
-            raise FileNotFoundError(f"{self.path} is not a featurized store (no {MANIFEST})")
-        manifest = json.loads(manifest_file.read_text())
-        if not manifest["complete"]:
-            raise ValueError(
-                f"{self.path} is incomplete; rerun featurize_to_store with the same input"
-            )
+        manifest = _read_manifest(self.path)
         self.featurization = {
             k: tuple(v) if isinstance(v, list) else v for k, v in manifest["featurization"].items()
         }
         self.max_open_files = max_open_files
+        widths = tuple(len(self.featurization[k]) for k in ("site_properties", "pair_features"))
+        records = manifest.get("shards") or [{}] * manifest["n_shards"]
         shards = []
-        for k in range(manifest["n_shards"]):
-            with np.load(shard_stem(self.path, k).with_suffix(".npz")) as data:
-                shards.append({name: data[name] for name in data.files})
+        for k, record in enumerate(records):
+            index, _ = read_index(
+                shard_stem(self.path, k).with_suffix(".npz"), record.get("npz_sha256")
+            )
+            _check_size(
+                self._bin(k),
+                int(record_nbytes(index["n_sites"], index["n_images"], widths).sum()),
+            )
+            shards.append(index)
+        self._bin_sha256 = [record.get("bin_sha256") for record in records]
+        self._verified: set[int] = set()
         column = lambda name: np.concatenate([s[name] for s in shards])  # noqa: E731
         self.n_sites = column("n_sites")
         self.n_neighbors = self.n_sites * column("n_images")
@@ -266,20 +332,52 @@ class FeaturizedStore(Dataset):
         self._scaling = combine_statistics(shards)
         self._files: OrderedDict[int, int] = OrderedDict()
         self._pid = os.getpid()
+        if verify:
+            self.verify()
 
     def __len__(self) -> int:
         return len(self.n_sites)
 
     def __getitem__(self, index: int) -> tuple[SiteNetInput, Any]:
         widths = tuple(len(self.featurization[k]) for k in ("site_properties", "pair_features"))
+        shard = int(self.shard[index])
         x = read_record(
-            self._file(int(self.shard[index])),
+            self._file(shard),
             int(self.offset[index]),
             int(self.n_sites[index]),
             int(self.n_neighbors[index]),
             widths,
+            name=self._bin(shard),
         )
         return x, None if self.y is None else self.y[index]
+
+    def verify(self) -> None:
+        """Check the sha256 of every ``.bin`` shard file not yet checked by this process.
+
+        Call it before iterating with a forked DataLoader to check each file
+        once, in the parent, rather than once in every worker.
+
+        Raises
+        ------
+        ValueError
+            Naming the first damaged file.
+        """
+        for shard in range(len(self._bin_sha256)):
+            self._verify(shard)
+
+    def _bin(self, shard: int) -> Path:
+        return shard_stem(self.path, shard).with_suffix(".bin")
+
+    def _verify(self, shard: int) -> None:
+        expected = self._bin_sha256[shard]
+        if shard in self._verified or expected is None:
+            return
+        if file_sha256(self._bin(shard)) != expected:
+            raise ValueError(
+                f"{self._bin(shard)} does not match its sha256 in {MANIFEST}: the file is "
+                "damaged; featurize the input again into a new directory"
+            )
+        self._verified.add(shard)
 
     def feature_scaling(self) -> dict[str, np.ndarray]:
         """Mean and std of site and pair features, as :func:`skdim.data.feature_scaling`.
@@ -298,9 +396,10 @@ class FeaturizedStore(Dataset):
         if shard in self._files:
             self._files.move_to_end(shard)
             return self._files[shard]
+        self._verify(shard)
         if len(self._files) >= self.max_open_files:
             os.close(self._files.popitem(last=False)[1])
-        self._files[shard] = os.open(shard_stem(self.path, shard).with_suffix(".bin"), os.O_RDONLY)
+        self._files[shard] = os.open(self._bin(shard), os.O_RDONLY)
         return self._files[shard]
 
     def close(self) -> None:
@@ -315,4 +414,47 @@ class FeaturizedStore(Dataset):
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_files"] = OrderedDict()
+        state["_verified"] = set()  # another process checks the files it reads
         return state
+
+
+def _read_manifest(path: Path) -> dict:
+    """``store.json`` of a complete store; errors name the file."""
+    manifest_file = path / MANIFEST
+    if not manifest_file.is_file():
+        raise FileNotFoundError(f"{path} is not a featurized store (no {MANIFEST})")
+    try:
+        manifest = json.loads(manifest_file.read_text())
+        complete, version = manifest["complete"], manifest["format_version"]
+        n_shards = manifest["n_shards"] if complete else 0
+        dict(manifest["featurization"])
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{manifest_file} is damaged ({type(error).__name__}: {error})") from None
+    if not complete:
+        raise ValueError(f"{path} is incomplete; rerun featurize_to_store with the same input")
+    if version == 1:
+        warnings.warn(
+            f"{path} was written by an older skdim without checksums; its files are not "
+            "verified (featurize it again to add them)",
+            stacklevel=3,
+        )
+    elif version != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} is a store of format {version}; this skdim reads formats 1 and "
+            f"{FORMAT_VERSION}. Featurize the input again."
+        )
+    elif len(manifest.get("shards") or []) != n_shards:
+        raise ValueError(f"{manifest_file} is damaged: it lists no checksum for some shards")
+    return manifest
+
+
+def _check_size(file: Path, expected: int) -> None:
+    try:
+        size = file.stat().st_size
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{file} is missing; the store is damaged") from None
+    if size != expected:
+        raise ValueError(
+            f"{file} has {size} bytes, not the {expected} its index lists: it is truncated "
+            "or damaged; featurize the input again into a new directory"
+        )
