@@ -307,6 +307,7 @@ class FeaturizedStore(Dataset):
         self.max_open_files = max_open_files
         widths = tuple(len(self.featurization[k]) for k in ("site_properties", "pair_features"))
         records = manifest.get("shards") or [{}] * manifest["n_shards"]
+        self._bins = [shard_stem(self.path, k).with_suffix(".bin") for k in range(len(records))]
         shards = []
         for k, record in enumerate(records):
             index, _ = read_index(
@@ -366,7 +367,7 @@ class FeaturizedStore(Dataset):
             self._verify(shard)
 
     def _bin(self, shard: int) -> Path:
-        return shard_stem(self.path, shard).with_suffix(".bin")
+        return self._bins[shard]
 
     def _verify(self, shard: int) -> None:
         expected = self._bin_sha256[shard]
