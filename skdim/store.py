@@ -18,6 +18,7 @@ and resuming with another input is refused.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -264,6 +265,11 @@ class FeaturizedStore(Dataset):
         Position of every structure in the featurized input.
     skipped : pandas.Series
         Reasons for the inputs that were skipped, indexed by input position.
+    content_sha256 : str or None
+        sha256 of the featurization settings and of the checksums of all
+        ``.bin`` shard files listed in ``store.json``: two stores with the
+        same value hold the same features in the same order (None for a store
+        written without checksums).
 
     Examples
     --------
@@ -319,6 +325,12 @@ class FeaturizedStore(Dataset):
             )
             shards.append(index)
         self._bin_sha256 = [record.get("bin_sha256") for record in records]
+        content = [manifest["featurization"], self._bin_sha256]
+        self.content_sha256 = (
+            hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+            if manifest.get("shards")
+            else None
+        )
         self._verified: set[int] = set()
         column = lambda name: np.concatenate([s[name] for s in shards])  # noqa: E731
         self.n_sites = column("n_sites")

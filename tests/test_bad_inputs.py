@@ -249,10 +249,14 @@ def test_text_input_is_fingerprinted(structures, tmp_path):
     assert len(featurize_to_store(texts, path, shard_size=4)) == len(texts)
 
 
-def test_manifest_lists_checksums(store_path):
+def test_manifest_lists_checksums(store_path, structures, tmp_path):
     manifest = json.loads((store_path / "store.json").read_text())
     assert manifest["format_version"] == 2 and len(manifest["shards"]) == 3
     assert set(manifest["shards"][0]) == {"npz_sha256", "bin_sha256", "input_sha256"}
+    same = featurize_to_store(structures, tmp_path / "same", shard_size=4)
+    other = featurize_to_store(structures[1:], tmp_path / "other", shard_size=4)
+    assert same.content_sha256 == FeaturizedStore(store_path).content_sha256
+    assert other.content_sha256 != same.content_sha256
 
 
 def flip_bit(file, position):
