@@ -45,8 +45,8 @@ _SAFE_NAMES = (
         for name in ("AdamW", "Adam", "SGD", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam")
     ),
 )
-#: Classes allowed by :func:`add_safe_classes`.
-_EXTRA_SAFE: list[type] = []
+#: Classes (or functions) allowed by :func:`add_safe_classes`.
+_EXTRA_SAFE: list[Any] = []
 
 
 def _reference(obj: Any) -> str:
@@ -56,13 +56,14 @@ def _reference(obj: Any) -> str:
 def add_safe_classes(classes: Iterable[type]) -> None:
     """Allow more classes in the ``config.json`` of models you load.
 
-    Only needed for a model saved with a class of your own as a parameter
-    (e.g. ``criterion=MyLoss``); load only files you trust with it.
+    Only needed for a model saved with a class or function of your own as a
+    parameter (e.g. ``criterion=MyLoss``); load only files you trust with it.
 
     Parameters
     ----------
-    classes : iterable of type
-        Classes that :meth:`~skdim.DIMPretrainer.load` may then rebuild.
+    classes : iterable of type or function
+        Classes (or functions) that :meth:`~skdim.DIMPretrainer.load` may
+        then use.
 
     Examples
     --------
@@ -73,8 +74,8 @@ def add_safe_classes(classes: Iterable[type]) -> None:
     True
     """
     for cls in classes:
-        if not isinstance(cls, type):
-            raise TypeError(f"add_safe_classes takes classes, got {cls!r}")
+        if not callable(cls) or not hasattr(cls, "__qualname__"):
+            raise TypeError(f"add_safe_classes takes classes or functions, got {cls!r}")
         _EXTRA_SAFE.append(cls)
 
 

@@ -146,6 +146,8 @@ def test_own_classes_load_once_allowed(small, tmp_path, monkeypatch):
     model.fit(structures[:8], labels["e_form_per_atom"][:8]).save(tmp_path / "own")
     with pytest.raises(ValueError, match="ScaledL1Loss.*not a class skdim loads"):
         SiteNetRegressor.load(tmp_path / "own")
+    with pytest.raises(TypeError, match="classes or functions"):
+        skdim.persistence.add_safe_classes(["test_bad_inputs:ScaledL1Loss"])
     skdim.persistence.add_safe_classes([ScaledL1Loss])
     assert SiteNetRegressor.load(tmp_path / "own").criterion is ScaledL1Loss
 
