@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from skdim.nn.activation import Mish, mish
 from skdim.nn.layers import MASK_FILL, gather_sites
 
 
@@ -137,7 +138,7 @@ def engineered_negatives(
 
 
 def _projection(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.Mish(), nn.Linear(hidden, out_dim))
+    return nn.Sequential(nn.Linear(in_dim, hidden), Mish(), nn.Linear(hidden, out_dim))
 
 
 class LocalCritic(nn.Module):
@@ -213,7 +214,7 @@ class LocalCritic(nn.Module):
             identity = gather_sites(keys, neighbors)[:, None]  # (B, 1, J, hidden)
         else:
             identity = gather_sites(keys, neighbors.flatten(1)).view(*neighbors.shape, -1)
-        hidden = nn.functional.mish(identity + self.key_distance(distances[..., None]))
+        hidden = mish(identity + self.key_distance(distances[..., None]))
         return torch.einsum("bpjh,bph->bpj", hidden, folded) + bias[..., None]
 
 

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from skdim.nn.activation import Mish
+
 #: Fill value for masked logits: finite, so fp16/bf16 autocast cannot make NaNs.
 MASK_FILL = -1e9
 
@@ -41,7 +43,7 @@ class MLP(nn.Sequential):
     def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int | None = None):
         layers: list[nn.Module] = []
         for width in hidden:
-            layers += [nn.Linear(in_dim, width), nn.Mish(), nn.LayerNorm(width)]
+            layers += [nn.Linear(in_dim, width), Mish(), nn.LayerNorm(width)]
             in_dim = width
         if out_dim is not None:
             layers.append(nn.Linear(in_dim, out_dim))
