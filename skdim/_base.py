@@ -380,7 +380,7 @@ class SiteNetMixin:
         return epochs
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        """skorch's training loop, for the planned number of epochs by default.
+        """Run skorch's training loop, for the planned number of epochs by default.
 
         Parameters
         ----------

@@ -107,7 +107,9 @@ def fingerprint(net, dataset) -> dict[str, str]:
         for x in inputs:
             for array in (x.site_features, x.pair_features, x.neighbor_site):
                 data.update(np.ascontiguousarray(array).tobytes())
-    else:  # a dataset streamed from disk: its sizes
+    elif getattr(dataset, "content_sha256", None):  # an on-disk store: its own digest
+        data.update(dataset.content_sha256.encode())
+    else:  # another dataset streamed from disk: its sizes
         from skdim.data import item_sizes
 
         for array in item_sizes(dataset):
@@ -157,4 +159,3 @@ def check_fingerprint(dirname: str | Path, current: dict[str, str]) -> None:
             f"checkpoint_dir {dirname} holds a run with other {what} than this fit; "
             "use a new checkpoint_dir (or delete this one) to train this model"
         )
-

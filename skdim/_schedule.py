@@ -17,10 +17,9 @@ resumed from a checkpoint continues on the same schedule.
 from __future__ import annotations
 
 import math
-
-import numpy as np
 from collections.abc import Sequence
 
+import numpy as np
 from skorch.callbacks import Callback
 
 __all__ = ["CosineSchedule", "PlateauSchedule", "auto_steps", "plateau_state"]

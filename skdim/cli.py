@@ -117,7 +117,6 @@ def _featurize(args: argparse.Namespace) -> None:
 
 def _embed(args: argparse.Namespace) -> None:
     from skdim import DIMPretrainer
-
     from skdim.pretrained import resolve_saved_model
 
     model = DIMPretrainer.load(resolve_saved_model(args.model), device=args.device)
@@ -231,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--pretrained",
         default=None,
-        help="directory of a saved DIM model, or the name of a shipped one (skdim.list_pretrained)",
+        help="directory of a saved DIM model, or the name of a shipped one",
     )
     fit.add_argument("--loss", default="mae", choices=["mae", "mse", "huber"])
     fit.add_argument("--output", default="identity", choices=["identity", "softplus", "trelu"])
