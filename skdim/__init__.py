@@ -16,6 +16,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 from skdim.classifier import SiteNetClassifier  # noqa: E402
 from skdim.data import SiteNetDataset  # noqa: E402
 from skdim.featurize import SiteNetInput, featurize_structure  # noqa: E402
+from skdim.pretrained import list_pretrained, load_pretrained  # noqa: E402
 from skdim.pretrainer import DIMPretrainer  # noqa: E402
 from skdim.regressor import SiteNetRegressor  # noqa: E402
 
@@ -27,4 +28,6 @@ __all__ = [
     "SiteNetRegressor",
     "__version__",
     "featurize_structure",
+    "list_pretrained",
+    "load_pretrained",
 ]

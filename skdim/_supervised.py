@@ -11,6 +11,7 @@ from sklearn.frozen import FrozenEstimator
 from skdim._base import FEATURIZATION_DEFAULTS, SiteNetMixin
 from skdim._inputs import as_structures, check_targets
 from skdim.persistence import load_state_dict, read_config
+from skdim.pretrained import resolve_saved_model
 
 
 class PretrainedSource:
@@ -19,13 +20,15 @@ class PretrainedSource:
     Parameters
     ----------
     pretrained : str, Path, fitted estimator or FrozenEstimator
-        A directory written by ``DIMPretrainer.save`` (or any skdim model's
+        The name of a shipped model (:func:`skdim.list_pretrained`), a
+        directory written by ``DIMPretrainer.save`` (or any skdim model's
         ``save``), or a fitted DIMPretrainer / SiteNetRegressor, possibly
         wrapped in :class:`sklearn.frozen.FrozenEstimator` so that it
         survives ``clone`` in cross-validation and grid search.
     """
 
     def __init__(self, pretrained: Any):
+        pretrained = resolve_saved_model(pretrained)
         if isinstance(pretrained, (str, Path)):
             config = read_config(pretrained)
             fitted = config["fitted"]

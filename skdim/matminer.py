@@ -13,6 +13,7 @@ import pandas as pd
 from matminer.featurizers.base import BaseFeaturizer
 
 from skdim.featurize import featurize
+from skdim.pretrained import resolve_saved_model
 from skdim.pretrainer import DIMPretrainer
 
 
@@ -106,7 +107,7 @@ class DIMFeaturizer(BaseFeaturizer):
         if isinstance(model, DIMPretrainer):
             model.check_is_fitted()
             return model
-        return DIMPretrainer.load(self.pretrained, device=self.device)
+        return DIMPretrainer.load(resolve_saved_model(self.pretrained), device=self.device)
 
     def _model(self) -> DIMPretrainer:
         if getattr(self, "pretrainer_", None) is None:

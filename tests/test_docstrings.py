@@ -82,6 +82,8 @@ PUBLIC = [
     "skdim.nn",
     "skdim.matminer",
     "skdim.cli",
+    "skdim.pretrained",
+    "skdim.overlap",
 ]
 #: Sections numpydoc.validate must not report missing: no docstring,
 #: undocumented or unknown parameter, no Returns section, no Examples section.
