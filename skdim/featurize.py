@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from pymatgen.core import DummySpecies, IStructure
 
 from skdim._cell import find_primitive, lll_reduce, niggli_reduce, wrap
@@ -47,8 +47,13 @@ __all__ = [
 
 #: Pair feature channels that can be asked for; "distance" must come first.
 PAIR_FEATURES = ("distance", "coulomb")
-#: Two atoms closer than this (Angstrom) make a structure invalid.
-MIN_DISTANCE = 0.1
+#: Two atoms closer than this (Angstrom), periodic images of one site included,
+#: make a structure invalid (the shortest distance in the shipped data sets is 0.76 A,
+#: an H-H bond).
+MIN_DISTANCE = 0.6
+#: Fewest structures per worker process: smaller inputs are featurized serially,
+#: since starting workers costs more than it saves.
+MIN_PER_WORKER = 500
 _BOHR = 0.52917721067
 #: Entries of the supercell matrix this close above k + 1/2 round up.
 _HALF_TOL = 1e-6
@@ -180,6 +185,21 @@ def _check_min_distance(cell: _Cell, where: str) -> None:
         i, j = sorted(divmod(k, n_sites))
         raise ValueError(
             f"{where}: sites {i} and {j} are {np.sqrt(dist2[k]):.3g} A apart (< {MIN_DISTANCE} A)"
+        )
+
+
+def _check_lattice(cell: _Cell, where: str) -> None:
+    """Refuse a cell whose sites are too close to their own periodic images.
+
+    The rows of a Niggli-reduced lattice include its shortest vector, which is
+    the distance between a site and its nearest image.
+    """
+    lengths = np.sqrt(np.einsum("ij,ij->i", cell.lattice, cell.lattice))
+    shortest = float(lengths.min())
+    if shortest < MIN_DISTANCE:
+        raise ValueError(
+            f"{where}: periodic images of a site are {shortest:.3g} A apart "
+            f"(< {MIN_DISTANCE} A): the lattice is too small for its atoms"
         )
 
 
@@ -416,6 +436,7 @@ def _featurize_one(
 ) -> SiteNetInput:
     niggli = _read_structure(structure, where, property_table(site_properties))
     niggli = _reduce(niggli, niggli_reduce(niggli.lattice))
+    _check_lattice(niggli, where)
     try:
         cell = _primitive_of(niggli, where)
     except ArithmeticError:  # inconsistent translations: let pymatgen decide
@@ -425,6 +446,8 @@ def _featurize_one(
             _read_structure(primitive, where, property_table(site_properties)),
             niggli_reduce(np.array(primitive.lattice.matrix)),
         )
+    if cell is not niggli:
+        _check_lattice(cell, where)
     p = len(cell.frac)
     if max_sites is not None and p > max_sites:
         if cell is niggli:
@@ -519,9 +542,10 @@ def featurize_structure(
     TypeError
         If ``structure`` is not a pymatgen Structure.
     ValueError
-        If the structure is empty, has NaN coordinates, sites closer than
-        0.1 A, a species without element data, or more than ``max_sites``
-        primitive sites.
+        If the structure is empty, has NaN coordinates, atoms closer than
+        0.6 A (``MIN_DISTANCE``; periodic images of a site included), a
+        species without element data, or more than ``max_sites`` primitive
+        sites.
 
     Examples
     --------
@@ -545,14 +569,24 @@ def _featurize_chunk(items, on_error, params):
     for index, label, structure in items:
         try:
             out.append(_featurize_one(structure, _describe(index, label), **params))
-        except (TypeError, ValueError, ArithmeticError, RuntimeError) as error:
+        except (TypeError, ValueError) as error:  # these name the item already
             if on_error == "raise":
                 raise
-            if isinstance(error, (TypeError, ValueError)):  # these name the item already
-                out.append(str(error))
-            else:
-                out.append(f"{_describe(index, label)}: {type(error).__name__}: {error}")
+            out.append(str(error))
+        except (ArithmeticError, RuntimeError) as error:  # e.g. Niggli reduction failed
+            message = f"{_describe(index, label)}: {type(error).__name__}: {error}"
+            if on_error == "raise":
+                raise _renamed(error, message) from error
+            out.append(message)
     return out
+
+
+def _renamed(error: Exception, message: str) -> Exception:
+    """An exception of the same type as ``error`` (if it can be built) with ``message``."""
+    try:
+        return type(error)(message)
+    except Exception:  # an exception class with another signature
+        return RuntimeError(message)
 
 
 def featurize(
@@ -575,7 +609,9 @@ def featurize(
         A list, tuple, object array or pandas Series (its index labels then
         appear in error messages).
     n_jobs : int or None, default=1
-        Worker processes (joblib); -1 uses all cores.
+        Worker processes (joblib); -1 uses all cores. Workers are started
+        only for at least ``MIN_PER_WORKER`` (500) structures each: smaller
+        inputs are featurized in this process (same results, same order).
     progress : bool, default=False
         Show a tqdm progress bar.
     on_error : {"raise", "skip"}, default="raise"
@@ -614,12 +650,13 @@ def featurize(
     values = _as_list(structures)
     labels = _labels(structures, len(values))
     items = [(i, labels[i], s) for i, s in enumerate(values)]
-    size = max(1, min(256, len(items) // (8 * max(1, abs(n_jobs or 1)))))
+    workers = _n_workers(n_jobs, len(items))
+    size = max(1, min(256, len(items) // (8 * workers)))
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
     tasks = (delayed(_featurize_chunk)(chunk, on_error, params) for chunk in chunks)
     results: list[Any] = []
     bar = _progress_bar(len(items), progress)
-    for chunk_result in Parallel(n_jobs=n_jobs, return_as="generator")(tasks):
+    for chunk_result in Parallel(n_jobs=workers, return_as="generator")(tasks):
         results.extend(chunk_result)
         bar.update(len(chunk_result))
     bar.close()
@@ -632,6 +669,13 @@ def featurize(
             stacklevel=2,
         )
     return [None if isinstance(r, str) else r for r in results]
+
+
+def _n_workers(n_jobs: int | None, n_items: int) -> int:
+    """Worker processes worth starting: at most one per ``MIN_PER_WORKER`` items."""
+    if n_jobs == 1:
+        return 1
+    return max(1, min(effective_n_jobs(n_jobs), n_items // MIN_PER_WORKER))
 
 
 def _as_list(structures: Iterable[Any]) -> list[Any]:

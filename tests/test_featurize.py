@@ -350,7 +350,10 @@ def test_series_error_names_the_label(nacl):
 # ---------------------------------------------------------------- (g) parallel
 
 
-def test_parallel_keeps_order_and_results(structures, capfd):
+def test_parallel_keeps_order_and_results(structures, capfd, monkeypatch):
+    import skdim.featurize
+
+    monkeypatch.setattr(skdim.featurize, "MIN_PER_WORKER", 1)  # start workers for 40
     chosen = structures[:40]
     serial = featurize(chosen, n_jobs=1)
     parallel = featurize(chosen, n_jobs=2, progress=True)
