@@ -17,6 +17,11 @@ import pandas as pd
 
 from skdim.datasets import load_structure_folder, load_structures_csv
 
+#: Errors caused by the input or the options (printed as one line, exit status 2):
+#: a missing file, a missing column, a bad value or type, a diverged training run.
+#: Any other exception is a bug and keeps its traceback.
+_USER_ERRORS = (FileNotFoundError, ValueError, TypeError, KeyError, FloatingPointError)
+
 
 def _load(path: str, structure_col: str, target: str | None, n_jobs: int, progress: bool):
     """Structures (Series indexed by id) and targets (Series or None)."""
@@ -277,8 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        The exit status: 0 on success, 2 when the input is invalid (the
-        error is printed to standard error, without a traceback).
+        The exit status: 0 on success, 2 when the input or an option is
+        invalid or training diverged (the error is printed to standard error
+        as one line, without a traceback; other errors keep theirs).
 
     Examples
     --------
@@ -294,8 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except (FileNotFoundError, ValueError, TypeError, KeyError) as error:
-        print(f"skdim {args.command}: error: {error}", file=sys.stderr)
+    except _USER_ERRORS as error:
+        # KeyError's str() is the repr of its argument: print the message itself
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"skdim {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0
 

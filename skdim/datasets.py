@@ -210,6 +210,15 @@ def _structures_from_frame(frame, path, structure_col, target, id_col, ids, n_jo
         if len(missing):
             raise KeyError(f"{path}: unknown ids {list(missing[:5])}")
         frame = frame.loc[list(ids)]
+    if target is not None:  # before parsing, which is the slow part
+        wanted = (
+            [target] if isinstance(target, str) or not isinstance(target, Sequence) else target
+        )
+        absent = [c for c in wanted if c not in frame]
+        if absent:
+            raise KeyError(
+                f"{path} has no target column {absent[0]!r}; its columns are {list(frame.columns)}"
+            )
     structures = parse_structures(
         frame[structure_col].tolist(), frame.index.tolist(), n_jobs=n_jobs, progress=progress
     )
