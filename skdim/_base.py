@@ -11,13 +11,16 @@ wraps skorch's to featurize once, seed the run and resume from a checkpoint.
 
 from __future__ import annotations
 
+import os
+import warnings
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from skorch.callbacks import Checkpoint, EarlyStopping, PassthroughScoring, ProgressBar
 from skorch.utils import TeeGenerator, to_device
 from torch.utils.data import DataLoader, Subset
@@ -50,6 +53,29 @@ FEATURIZATION_DEFAULTS = {
 _PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _Estimator = TypeVar("_Estimator", bound="SiteNetMixin")
 
+_POSITIVE_INT = Interval(Integral, 1, None, closed="left")
+#: Constraints of the parameters every skdim estimator has (scikit-learn's
+#: ``_parameter_constraints`` format; skorch's own parameters are not listed).
+SHARED_CONSTRAINTS: dict[str, list] = {
+    "max_atoms": [_POSITIVE_INT, None],
+    "supercell": [StrOptions({"cubic", "primitive"}), None],
+    "site_properties": ["array-like", None],
+    "pair_features": ["array-like", None],
+    "max_sites": [_POSITIVE_INT, None],
+    "lr": [Interval(Real, 0, None, closed="left")],  # 0: weights stay as they are
+    "max_epochs": [_POSITIVE_INT, None],
+    "batch_pairs": [_POSITIVE_INT],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
+    "early_stopping": [_POSITIVE_INT, None],
+    "checkpoint_dir": [str, os.PathLike, None],
+    "device": [str, torch.device, None],
+    "precision": [StrOptions(set(_PRECISIONS))],
+    "gradient_clip": [Interval(Real, 0, None, closed="left"), None],
+    "random_state": ["random_state"],
+    "n_jobs": [Integral, None],
+    "verbose": ["verbose"],
+}
+
 
 def resolve_device(device: str | torch.device | None) -> str | torch.device | None:
     """'auto' becomes 'cuda' when a GPU is available, else 'cpu'."""
@@ -67,6 +93,13 @@ class SiteNetMixin:
     _schedules: tuple[str, ...] = ("cosine",)
     #: Names of batch-level values that get_loss records, averaged per epoch.
     _recorded: tuple[str, ...] = ()
+    #: Constraints checked at the start of fit (see :meth:`_validate_params`).
+    _parameter_constraints: dict[str, list] = {
+        **SHARED_CONSTRAINTS,
+        "lr_schedule": [StrOptions({"cosine", "constant"})],
+    }
+    #: Attributes that only a fitted (or loaded) estimator has.
+    _fitted_attributes: tuple[str, ...] = ("module_",)
 
     # ----------------------------------------------------------------- data
     def _featurization_base(self) -> dict:
@@ -271,8 +304,37 @@ class SiteNetMixin:
         Xi, yi = batch
         y_pred = self.infer(Xi, **fit_params)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        self._check_finite_loss(loss)
         self.grad_scaler_.scale(loss).backward()
         return {"loss": loss, "y_pred": y_pred}
+
+    def _check_finite_loss(self, loss: torch.Tensor) -> None:
+        """Stop training when the loss is NaN or infinite (diverged), naming the step.
+
+        Raises
+        ------
+        FloatingPointError
+            With the epoch and batch (1-based) and a hint to lower ``lr``.
+        """
+        if bool(torch.isfinite(loss.detach()).all()):
+            return
+        epoch = len(self.history)
+        batch = len(self.history[-1]["batches"]) if epoch else 0
+        hint = f"lower the learning rate (lr={self.lr:g})"
+        if not self.gradient_clip:
+            hint += " or set gradient_clip"
+        raise FloatingPointError(
+            f"training diverged: the training loss is {float(loss.detach()):g} at epoch "
+            f"{epoch}, batch {batch}; {hint}"
+        )
+
+    def _check_finite_weights(self) -> None:
+        for name, parameter in self.module_.named_parameters():
+            if not bool(torch.isfinite(parameter.detach()).all()):
+                raise FloatingPointError(
+                    f"training diverged: parameter {name} holds NaN or infinite values "
+                    f"after fit; lower the learning rate (lr={self.lr:g})"
+                )
 
     def train_step(self, batch, **fit_params):
         """One optimizer step with gradient-norm clipping (no closure needed for AdamW).
@@ -349,10 +411,24 @@ class SiteNetMixin:
             return PlateauSchedule(patience=self.plateau_patience)
         return None
 
-    def _check_lr_schedule(self) -> None:
-        allowed = [*self._schedules, "constant"]
-        if self.lr_schedule not in allowed:
-            raise ValueError(f"lr_schedule must be one of {allowed}, got {self.lr_schedule!r}")
+    def _validate_params(self) -> None:
+        """Check every constructor parameter against ``_parameter_constraints``.
+
+        Called at the start of :meth:`fit`, so that a bad value fails before
+        featurization and training, never in ``__init__`` or ``set_params``
+        (scikit-learn's convention). Parameters without a constraint (skorch's
+        own, ``module__*`` ...) are not checked here.
+
+        Raises
+        ------
+        sklearn.utils._param_validation.InvalidParameterError
+            A ValueError (and TypeError) naming the parameter and its value.
+        """
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            self.get_params(deep=False),
+            caller_name=type(self).__name__,
+        )
 
     def _planned_epochs(self, dataset) -> int:
         """Epochs of this fit: ``max_epochs`` if set, else ``max_steps`` in whole epochs.
@@ -443,11 +519,12 @@ class SiteNetMixin:
         -------
         self
         """
-        self._check_lr_schedule()
+        self._validate_params()
         self.seed_ = None
         self.sampler_rng_ = None
         self.featurization_ = self._resolve_featurization()
         dataset = self._fit_dataset(X, y)
+        self._warn_oversized(dataset)
         self._prepare_fit(dataset)
         self.n_epochs_ = self._planned_epochs(dataset)
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
@@ -468,7 +545,27 @@ class SiteNetMixin:
                 self._resume(dataset, checkpoint, **fit_params)
             else:
                 super().fit(dataset, None, **fit_params)
+        self._check_finite_weights()
         return self
+
+    def _warn_oversized(self, dataset) -> None:
+        """Warn once when a crystal alone has more pairs (P x J) than ``batch_pairs``.
+
+        Such a crystal gets a batch of its own, larger than the memory budget.
+        """
+        n_sites, n_neighbors = item_sizes(dataset)
+        pairs = n_sites * n_neighbors
+        largest = int(pairs.argmax())
+        if pairs[largest] > self.batch_pairs:
+            n_over = int((pairs > self.batch_pairs).sum())
+            warnings.warn(
+                f"{n_over} structure(s) exceed batch_pairs={self.batch_pairs} on their own "
+                f"and get a batch of their own, over the memory budget: the largest is "
+                f"X[{largest}] with {int(pairs[largest])} pairs "
+                f"({int(n_sites[largest])} sites x {int(n_neighbors[largest])} neighbors); "
+                "raise batch_pairs, lower max_atoms or drop the structure",
+                stacklevel=3,
+            )
 
     def _fit_dataset(self, X: Any, y: Any) -> SiteNetDataset:
         return self.get_dataset(X, y)
@@ -526,7 +623,7 @@ class SiteNetMixin:
 
         Sorting by size keeps padding small; rows are returned in input order.
         """
-        check_is_fitted(self)
+        self.check_is_fitted(list(self._fitted_attributes))
         dataset = self.get_dataset(X)
         n_sites, n_neighbors = item_sizes(dataset)
         order = np.lexsort((n_sites, n_neighbors))
@@ -551,11 +648,28 @@ class SiteNetMixin:
 
 
 def _check_featurized(inputs: list, settings: dict) -> None:
+    """Refuse featurized inputs that another featurization produced.
+
+    SiteNetInput does not record its settings: this checks the feature widths
+    and what the supercell size reveals. A supercell of several images holds
+    at most ``max_atoms`` atoms, so one with more was built with a larger
+    ``max_atoms`` (a smaller one cannot be told from the input alone), and
+    ``supercell="primitive"`` never has more than one image.
+    """
     n_site, n_pair = len(settings["site_properties"]), len(settings["pair_features"])
+    max_atoms, supercell = settings["max_atoms"], settings["supercell"]
     for index, x in enumerate(inputs):
         if x.site_features.shape[1] != n_site or x.pair_features.shape[-1] != n_pair:
             raise ValueError(
                 f"featurized X[{index}] has {x.site_features.shape[1]} site features and "
                 f"{x.pair_features.shape[-1]} pair channels; this estimator expects "
                 f"{n_site} and {n_pair} (site_properties, pair_features)"
+            )
+        if x.n_images > 1 and (supercell == "primitive" or x.n_neighbors > max_atoms):
+            raise ValueError(
+                f"featurized X[{index}] has a supercell of {x.n_images} cells and "
+                f"{x.n_neighbors} atoms, which this estimator's featurization "
+                f"(max_atoms={max_atoms}, supercell={supercell!r}) never builds: it was "
+                "featurized with other settings; featurize with the estimator's "
+                "max_atoms and supercell"
             )

@@ -29,7 +29,8 @@ def as_structures(X: Any) -> tuple[Any, str | None]:
     ------
     TypeError, ValueError
         For a single Structure, a numeric array, a multi-column DataFrame,
-        an empty X or mixed featurized and raw items.
+        an empty X, a None item (what ``featurize(on_error="skip")`` leaves
+        for a skipped structure) or mixed featurized and raw items.
     """
     column = None
     if isinstance(X, (IStructure, SiteNetInput)):
@@ -58,6 +59,15 @@ def as_structures(X: Any) -> tuple[Any, str | None]:
     if len(X) == 0:
         raise ValueError("X is empty: need at least one structure")
     values = X.tolist() if hasattr(X, "iloc") else X
+    missing = [i for i, x in enumerate(values) if x is None]
+    if missing:
+        i = missing[0]
+        label = f" (id {X.index[i]!r})" if hasattr(X, "iloc") else ""
+        more = f"; {len(missing)} items of X are None" if len(missing) > 1 else ""
+        raise ValueError(
+            f"X[{i}]{label} is None (a structure skipped by featurize(on_error='skip')): "
+            f"drop it and its target{more}"
+        )
     featurized = [isinstance(x, SiteNetInput) for x in values]
     if any(featurized) and not all(featurized):
         raise TypeError("X mixes featurized inputs (SiteNetInput) and raw structures")
@@ -75,14 +85,66 @@ def is_torch_dataset(X: Any) -> bool:
     return isinstance(X, Dataset)
 
 
+def row_labels(y: Any, rows: np.ndarray) -> list:
+    """Index labels of ``rows`` of y when it is a pandas object, else the positions."""
+    if hasattr(y, "iloc"):
+        return list(y.index[rows])
+    return np.asarray(rows).tolist()
+
+
+def align_targets(items: Any, y: Any) -> Any:
+    """Targets in the order of X when both are pandas objects with the same labels.
+
+    Parameters
+    ----------
+    items : list or pandas.Series
+        What :func:`as_structures` returned for X.
+    y : array-like, pandas Series or DataFrame, or None
+        Targets.
+
+    Returns
+    -------
+    y
+        Unchanged unless both are pandas objects whose indices hold the same
+        labels in another order: then y reordered to X's index.
+
+    Raises
+    ------
+    ValueError
+        If both are pandas objects and their indices hold different labels
+        (a Series is never silently used by position).
+    """
+    if y is None or not hasattr(items, "iloc") or not hasattr(y, "iloc"):
+        return y
+    if items.index.equals(y.index):
+        return y
+    same = (
+        len(items.index) == len(y.index)
+        and items.index.is_unique
+        and y.index.is_unique
+        and set(items.index) == set(y.index)
+    )
+    if same:
+        return y.loc[items.index]
+    extra = [label for label in y.index if label not in set(items.index)][:3]
+    absent = [label for label in items.index if label not in set(y.index)][:3]
+    raise ValueError(
+        "the index of y does not match the index of X (pandas objects are aligned by "
+        f"label, never by position): labels of y not in X {extra}, of X not in y {absent}"
+        + ("" if items.index.is_unique and y.index.is_unique else ", or duplicate labels")
+        + "; pass y.loc[X.index], or y.to_numpy() to pair them by position"
+    )
+
+
 def check_targets(y: Any, n_samples: int, *, numeric: bool = True) -> np.ndarray:
     """Targets as an array of length ``n_samples``; 2-D float32 when numeric.
 
     Raises
     ------
     ValueError
-        If y is None, its length differs from X, or (numeric) it holds NaN
-        or infinite values (the offending row indices are named).
+        If y is None, its length differs from X, or (numeric) it has more
+        than 2 dimensions or holds NaN or infinite values (the offending row
+        indices are named).
     """
     if y is None:
         raise ValueError("y is required: this estimator is supervised")
@@ -91,10 +153,14 @@ def check_targets(y: Any, n_samples: int, *, numeric: bool = True) -> np.ndarray
         raise ValueError(f"X has {n_samples} structures but y has {len(array)} values")
     if not numeric:
         return array
+    if array.ndim > 2:
+        raise ValueError(
+            f"y has shape {array.shape}: it must be 1-D (n_samples,) or 2-D (n_samples, n_targets)"
+        )
     array = array.astype(np.float32)
     array = array.reshape(n_samples, -1)
     bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
     if len(bad):
-        labels = list(y.index[bad[:5]]) if hasattr(y, "index") else bad[:5].tolist()
+        labels = row_labels(y, bad[:5])
         raise ValueError(f"y has {len(bad)} NaN or infinite values, at rows {labels}")
     return array

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import torch
 from sklearn.frozen import FrozenEstimator
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from skdim._base import FEATURIZATION_DEFAULTS, SiteNetMixin
-from skdim._inputs import as_structures, check_targets
+from skdim._inputs import align_targets, as_structures, check_targets
+from skdim.nn import PRESETS
 from skdim.persistence import load_state_dict, read_config
 from skdim.pretrained import resolve_saved_model
 
@@ -61,6 +64,14 @@ class PretrainedSource:
 
 class SupervisedMixin(SiteNetMixin):
     """Fine-tuning from pretrained weights, target handling and persistence."""
+
+    _parameter_constraints: dict[str, list] = {
+        **SiteNetMixin._parameter_constraints,
+        "freeze_encoder": ["boolean"],
+        "preset": [StrOptions(set(PRESETS))],
+        "head_hidden": ["array-like"],
+        "max_steps": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+    }
 
     def _featurization_base(self) -> dict:
         if self.pretrained is None:
@@ -114,6 +125,7 @@ class SupervisedMixin(SiteNetMixin):
         items, _ = as_structures(X)
         self.architecture_ = None
         self.architecture_ = self._architecture()
+        y = align_targets(items, y)
         return self.get_dataset(X, self._encode_targets(y, len(items)))
 
     def _encode_targets(self, y: Any, n: int):

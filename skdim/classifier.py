@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import ClassifierMixin
+from sklearn.utils.multiclass import type_of_target
 from skorch import NeuralNet
 
-from skdim._inputs import check_targets
+from skdim._inputs import check_targets, row_labels
 from skdim._supervised import SupervisedMixin
 from skdim.nn import SiteNet
 
@@ -127,6 +129,8 @@ class SiteNetClassifier(ClassifierMixin, SupervisedMixin, NeuralNet):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
+    _fitted_attributes = ("module_", "classes_")
+
     def _n_outputs(self) -> int:
         return len(getattr(self, "classes_", (0, 1)))
 
@@ -134,6 +138,17 @@ class SiteNetClassifier(ClassifierMixin, SupervisedMixin, NeuralNet):
         labels = check_targets(y, n, numeric=False)
         if labels.ndim != 1:
             raise ValueError(f"y must be 1-D class labels, got shape {labels.shape}")
+        missing = np.flatnonzero(pd.isna(labels))
+        if len(missing):
+            raise ValueError(
+                f"y has {len(missing)} missing (NaN or None) labels, at rows "
+                f"{row_labels(y, missing[:5])}; drop them and their structures"
+            )
+        if type_of_target(labels) == "continuous":
+            raise ValueError(
+                f"y is continuous ({len(np.unique(labels))} distinct float values, e.g. "
+                f"{labels[0]!r}), not class labels: use SiteNetRegressor, or bin y"
+            )
         self.classes_, codes = np.unique(labels, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"y has a single class {self.classes_.tolist()}; need at least 2")
@@ -189,7 +204,8 @@ class SiteNetClassifier(ClassifierMixin, SupervisedMixin, NeuralNet):
         ndarray of shape (n,)
             Labels from ``classes_``.
         """
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        probabilities = self.predict_proba(X)  # raises NotFittedError before fit
+        return self.classes_[probabilities.argmax(axis=1)]
 
     def _fitted_state(self) -> dict:
         return {**super()._fitted_state(), "classes": self.classes_.tolist()}

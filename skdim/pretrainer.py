@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 from skorch import NeuralNet
 from skorch.utils import to_device
 from torch.utils.data import DataLoader
 
-from skdim._base import SiteNetMixin
+from skdim._base import SHARED_CONSTRAINTS, SiteNetMixin
 from skdim.data import PairBudgetBatchSampler, collate_sitenet, item_sizes
 from skdim.featurize import DEFAULT_SITE_PROPERTIES
-from skdim.nn import DIMLoss, SiteNetDIM
+from skdim.nn import PRESETS, DIMLoss, SiteNetDIM
+
+_WEIGHT = [Interval(Real, 0, None, closed="left")]
 
 
 class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
@@ -146,6 +150,20 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
     _min_crystals = 2
     _schedules = ("plateau",)
     _recorded = ("local_mi", "global_mi", "kl")
+    _parameter_constraints: dict[str, list] = {
+        **SHARED_CONSTRAINTS,
+        "preset": [StrOptions(set(PRESETS))],
+        "local_weight": _WEIGHT,
+        "global_weight": _WEIGHT,
+        "kl_weight": _WEIGHT,
+        "prior_weight": _WEIGHT,
+        "mi_estimator": [StrOptions({"jsd", "infonce"})],
+        "engineered_negatives": ["boolean"],
+        "global_trains_local": ["boolean"],
+        "embedding": [StrOptions({"pooled", "global"})],
+        "lr_schedule": [StrOptions({"plateau", "constant"})],
+        "plateau_patience": [Interval(Integral, 1, None, closed="left")],
+    }
 
     def __init__(
         self,

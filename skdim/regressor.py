@@ -7,8 +7,10 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import MultiOutputMixin
+from sklearn.utils._param_validation import StrOptions
 from skorch import NeuralNetRegressor
 
+from skdim._inputs import row_labels
 from skdim._supervised import SupervisedMixin
 from skdim.nn import SiteNet
 
@@ -123,6 +125,14 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
     >>> model.fit(X[:80], y[:80])  # doctest: +SKIP
     """
 
+    _parameter_constraints: dict[str, list] = {
+        **SupervisedMixin._parameter_constraints,
+        "output": [StrOptions({"identity", "softplus", "trelu"})],
+        "loss": [StrOptions(set(_LOSSES))],
+        "standardize_targets": ["boolean"],
+    }
+    _fitted_attributes = ("module_", "n_outputs_", "targets_1d_")
+
     def __init__(
         self,
         module=SiteNet,
@@ -198,6 +208,14 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
 
     def _encode_targets(self, y: Any, n: int) -> np.ndarray:
         targets = super()._encode_targets(y, n)
+        if self.output in ("softplus", "trelu"):
+            bad = np.flatnonzero((targets < 0).any(axis=1))
+            if len(bad):
+                raise ValueError(
+                    f"output={self.output!r} predicts non-negative values, but y has "
+                    f"{len(bad)} negative target(s), the first at row "
+                    f"{row_labels(y, bad[:1])[0]!r}; use output='identity'"
+                )
         self.n_outputs_ = targets.shape[1]
         self.targets_1d_ = np.ndim(y) == 1
         return targets

@@ -1,7 +1,9 @@
-"""Hostile or damaged files: model configs, weights and featurized stores.
+"""Hostile or damaged files and inputs that used to give a silent wrong answer.
 
-Each test asserts the clear error (its type and the file or item it names)
-or, for a config that names code to run, that nothing ran.
+Model configs, weights and featurized stores; estimator parameters, diverged
+training, structures and targets. Each test asserts the clear error (its type
+and the file, item or parameter it names), the right result or, for a config
+that names code to run, that nothing ran.
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ import shutil
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from pymatgen.core import Lattice, Structure
+from sklearn.exceptions import NotFittedError
 
-from skdim import DIMPretrainer, SiteNetRegressor
+from skdim import DIMPretrainer, SiteNetClassifier, SiteNetRegressor
+from skdim.featurize import featurize
 from skdim.store import FeaturizedStore, featurize_to_store
 
 
@@ -344,3 +350,212 @@ def test_store_without_checksums_still_opens_with_a_warning(store_path):
     with pytest.warns(UserWarning, match="without checksums"):
         store = FeaturizedStore(store_path)
     assert len(store) == 12
+
+
+# ------------------------------------------------- training and parameters
+@pytest.fixture(scope="module")
+def few(small):
+    structures, labels = small
+    return structures.iloc[:8], labels.iloc[:8]
+
+
+def test_diverged_training_stops_with_the_step(few):
+    structures, labels = few
+    model = SiteNetRegressor(lr=1e6, max_epochs=5, batch_pairs=8000, verbose=0, random_state=0)
+    with pytest.raises(
+        FloatingPointError,
+        match=r"training diverged: .* at epoch \d+, batch \d+; lower the learning rate",
+    ):
+        model.fit(structures, labels["e_form_per_atom"])
+
+
+@pytest.mark.parametrize(
+    ("estimator", "param", "value"),
+    [
+        (SiteNetRegressor, "gradient_clip", -1.0),
+        (SiteNetRegressor, "max_epochs", 0),
+        (SiteNetRegressor, "batch_pairs", 0),
+        (SiteNetRegressor, "validation_fraction", 1.0),
+        (SiteNetRegressor, "validation_fraction", 0.0),
+        (SiteNetRegressor, "max_steps", 0),
+        (SiteNetRegressor, "max_steps", "many"),
+        (SiteNetRegressor, "lr_schedule", "plateau"),
+        (SiteNetRegressor, "output", "relu"),
+        (SiteNetClassifier, "batch_pairs", -5),
+        (DIMPretrainer, "kl_weight", float("nan")),
+        (DIMPretrainer, "local_weight", float("nan")),
+        (DIMPretrainer, "embedding", "mean"),
+        (DIMPretrainer, "plateau_patience", 0),
+        (DIMPretrainer, "lr_schedule", "cosine"),
+    ],
+)
+def test_parameters_are_checked_when_fit_starts(few, monkeypatch, estimator, param, value):
+    import skdim._base
+
+    def featurize(*args, **kwargs):
+        raise AssertionError("featurized before the parameters were checked")
+
+    monkeypatch.setattr(skdim._base, "featurize", featurize)
+    # skorch's own parameters and **kwargs have no constraints and pass
+    model = estimator(optimizer__weight_decay=0.0, iterator_train__num_workers=0)
+    model.set_params(**{param: value})  # accepted here (scikit-learn's convention)
+    structures, labels = few
+    with pytest.raises(ValueError, match=rf"The '{param}' parameter of {estimator.__name__}"):
+        model.fit(structures, labels["band_gap"] > 0)
+
+
+# --------------------------------------------------------------- messages
+def test_niggli_failure_names_the_item(nacl, monkeypatch):
+    import skdim.featurize
+
+    original = skdim.featurize.niggli_reduce
+    odd = Structure(Lattice.cubic(3.7), ["Cu"], [[0, 0, 0]])
+
+    def niggli_reduce(lattice, *args):
+        if abs(abs(np.linalg.det(lattice)) - 3.7**3) < 1e-6:
+            raise RuntimeError("Niggli reduction did not converge")
+        return original(lattice, *args)
+
+    monkeypatch.setattr(skdim.featurize, "niggli_reduce", niggli_reduce)
+    series = pd.Series([nacl, odd], index=["mp-22862", "mp-odd"])
+    with pytest.raises(RuntimeError, match=r"structures\[1\] \(id 'mp-odd'\): .*did not converge"):
+        featurize(series)
+
+
+def test_skipped_structure_is_named(few, fitted_pretrainer):
+    structures, labels = few
+    with pytest.warns(UserWarning, match="skipped 1 of 3"):
+        inputs = featurize(
+            [structures.iloc[0], "not a structure", structures.iloc[1]], on_error="skip"
+        )
+    message = r"X\[1\] is None \(a structure skipped by featurize\(on_error='skip'\)\): drop it"
+    with pytest.raises(ValueError, match=message):
+        SiteNetRegressor(max_epochs=1, verbose=0).fit(inputs, [0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match=message):
+        fitted_pretrainer.transform(inputs)
+
+
+def test_cli_prints_user_errors_on_one_line(data_home, tmp_path, capsys, monkeypatch):
+    import skdim.cli
+
+    csv = str(data_home / "mp100.csv.gz")
+    args = ["fit", csv, "--target", "gap", "--out", str(tmp_path / "r"), "--quiet"]
+    assert skdim.cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skdim fit: error: ") and err.count("\n") == 1
+    assert "no target column 'gap'" in err
+    assert skdim.cli.main([*args[:3], "band_gap", *args[4:], "--batch-pairs", "0"]) == 2
+    assert "'batch_pairs' parameter" in capsys.readouterr().err
+
+    def bug(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(skdim.cli, "_fit", bug)
+    with pytest.raises(ZeroDivisionError):  # real bugs keep their traceback
+        skdim.cli.main(args)
+
+
+def test_classifier_predict_before_fit_is_not_fitted_error(few):
+    with pytest.raises(NotFittedError):
+        SiteNetClassifier().predict(few[0])
+    with pytest.raises(NotFittedError):
+        SiteNetRegressor().predict(few[0])
+
+
+# ------------------------------------------------------------ silent cases
+def test_atoms_too_close_to_their_own_images_are_refused(nacl):
+    tiny = Structure(Lattice.cubic(0.5), ["Na"], [[0, 0, 0]])
+    flat = Structure(
+        Lattice.orthorhombic(4, 4, 0.0011), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+    for bad, distance in ((tiny, "0.5"), (flat, "0.0011")):
+        with pytest.raises(
+            ValueError, match=rf"structures\[1\]: periodic images of a site are {distance} A"
+        ):
+            featurize([nacl, bad])
+
+
+def test_y_with_three_dimensions_is_refused(few):
+    structures, _ = few
+    with pytest.raises(ValueError, match=r"y has shape \(8, 2, 2\): it must be 1-D"):
+        SiteNetRegressor(max_epochs=1, verbose=0).fit(structures, np.zeros((8, 2, 2)))
+
+
+def test_target_series_is_aligned_on_the_index(few):
+    structures, labels = few
+    y = labels["e_form_per_atom"]
+    fast = {"max_epochs": 1, "batch_pairs": 8000, "verbose": 0, "random_state": 0}
+    aligned = SiteNetRegressor(**fast).fit(structures, y).predict(structures)
+    shuffled = SiteNetRegressor(**fast).fit(structures, y.iloc[::-1]).predict(structures)
+    np.testing.assert_array_equal(aligned, shuffled)
+    with pytest.raises(ValueError, match="the index of y does not match the index of X"):
+        SiteNetRegressor(**fast).fit(structures, y.reset_index(drop=True))
+
+
+def test_non_negative_output_refuses_negative_targets(few):
+    structures, labels = few
+    y = labels["e_form_per_atom"]
+    first = y.index[np.flatnonzero(y.to_numpy() < 0)[0]]
+    for output in ("softplus", "trelu"):
+        with pytest.raises(
+            ValueError, match=rf"output='{output}' .* first at row '{first}'; use output="
+        ):
+            SiteNetRegressor(output=output, max_epochs=1, verbose=0).fit(structures, y)
+
+
+def test_classifier_refuses_nan_and_continuous_labels(few):
+    structures, labels = few
+    with_nan = (labels["band_gap"] > 0).astype(object)
+    with_nan.iloc[3] = np.nan
+    with pytest.raises(ValueError, match=rf"1 missing .* at rows \['{with_nan.index[3]}'\]"):
+        SiteNetClassifier(max_epochs=1, verbose=0).fit(structures, with_nan)
+    with pytest.raises(ValueError, match=r"y is continuous \(\d+ distinct float values"):
+        SiteNetClassifier(max_epochs=1, verbose=0).fit(structures, labels["e_form_per_atom"])
+
+
+def test_inputs_featurized_with_a_larger_max_atoms_are_refused(few):
+    structures, labels = few
+    inputs = featurize(structures, max_atoms=100)
+    first = next(i for i, x in enumerate(inputs) if x.n_images > 1 and x.n_neighbors > 50)
+    with pytest.raises(
+        ValueError, match=rf"featurized X\[{first}\] has a supercell .* other settings"
+    ):
+        SiteNetRegressor(max_epochs=1, verbose=0).fit(inputs, labels["e_form_per_atom"])
+
+
+def test_crystal_over_the_pair_budget_warns_once(few):
+    structures, labels = few
+    inputs = featurize(structures)
+    pairs = [x.n_sites * x.n_neighbors for x in inputs]
+    largest = int(np.argmax(pairs))
+    budget = sorted(set(pairs))[-2]  # the largest crystals exceed it
+    n_over = sum(p > budget for p in pairs)
+    model = SiteNetRegressor(max_epochs=1, batch_pairs=budget, verbose=0, random_state=0)
+    with pytest.warns(UserWarning, match=r"exceed batch_pairs") as record:
+        model.fit(inputs, labels["e_form_per_atom"])
+    messages = [str(w.message) for w in record if "batch_pairs" in str(w.message)]
+    assert len(messages) == 1
+    assert f"X[{largest}] with {pairs[largest]} pairs" in messages[0]
+    assert messages[0].startswith(f"{n_over} structure(s) exceed batch_pairs={budget}")
+
+
+def test_small_inputs_are_featurized_without_workers(mp100, monkeypatch):
+    import skdim.featurize
+
+    started = []
+    original = skdim.featurize.Parallel
+
+    def parallel(n_jobs=None, **kwargs):
+        started.append(n_jobs)
+        return original(n_jobs=n_jobs, **kwargs)
+
+    monkeypatch.setattr(skdim.featurize, "Parallel", parallel)
+    structures = mp100[0]
+    serial = featurize(structures[:30])
+    assert [x.n_neighbors for x in featurize(structures[:30], n_jobs=2)] == [
+        x.n_neighbors for x in serial
+    ]
+    assert started == [1, 1]
+    assert skdim.featurize._n_workers(2, 100) == 1
+    assert skdim.featurize._n_workers(2, 1000) == 2
+    assert skdim.featurize._n_workers(4, 1000) == 2
