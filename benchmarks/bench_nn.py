@@ -34,7 +34,9 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("supervised", "dim", "naive_dim")
+#: "*_ref": the same steps with torch's own Mish, i.e. skdim's steps before the
+#: fused activation (skdim.nn.activation), measured side by side.
+VARIANTS = ("supervised_ref", "supervised", "dim_ref", "dim", "naive_dim")
 
 
 # --------------------------------------------------------------- naive model
@@ -196,8 +198,12 @@ def load_batches(max_atoms, budget, n_batches):
 
 
 def build(variant, scaling):
+    import skdim.nn.activation
     from skdim.nn import DIMLoss, SiteNet, SiteNetDIM
 
+    if variant.endswith("_ref"):  # the former step: torch's Mish, not the fused one
+        skdim.nn.activation._fused = torch.nn.functional.mish
+        variant = variant[: -len("_ref")]
     if variant == "supervised":
         model = SiteNet(preset="dim", head_hidden=(64,))
         model.encoder.set_feature_scaling(**scaling)
@@ -211,27 +217,44 @@ def build(variant, scaling):
     return model, lambda out, y: loss(out[1])["loss"]
 
 
-def run_one(variant, max_atoms, budget, n_batches, device):
+def run_one(variant, max_atoms, budget, n_batches, device, threads, precision):
     from torch.utils.flop_counter import FlopCounterMode
 
+    import skdim.nn.activation
+
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     batches, scaling = load_batches(max_atoms, budget, n_batches)
     batches = [({k: v.to(device) for k, v in x.items()}, y.to(device)) for x, y in batches]
     model, loss_fn = build(variant, scaling)
     model = model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    dtype = {"float32": None, "bfloat16": torch.bfloat16}[precision]
 
     def step(x, y):
         optimizer.zero_grad()
-        loss = loss_fn(model(**x), y[:, 0] if y.dim() > 1 else y)
+        with torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None):
+            loss = loss_fn(model(**x), y[:, 0] if y.dim() > 1 else y)
         loss.backward()
         optimizer.step()
 
-    with FlopCounterMode(display=False) as counter:  # untimed pass: count FLOPs
+    # Compile on a two-crystal batch before the memory baseline, so that peak
+    # memory is the step's own, not torch.compile's
+    x, y = batches[0]
+    step({k: v[:2] for k, v in x.items()}, y[:2])
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # Untimed pass counting FLOPs, with the eager activation: a compiled function
+    # run under the counting mode recompiles until torch gives up compiling it.
+    fused = skdim.nn.activation._fused
+    skdim.nn.activation._fused = skdim.nn.activation.mish_formula
+    with FlopCounterMode(display=False) as counter:
         for x, y in batches:
             step(x, y)
     flops = counter.get_total_flops()
+    skdim.nn.activation._fused = fused
+    for x, y in batches:  # untimed warm-up pass: torch.compile compiles here
+        step(x, y)
     if device != "cpu":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -250,6 +273,8 @@ def run_one(variant, max_atoms, budget, n_batches, device):
     )
     return {
         "variant": variant,
+        "threads": threads,
+        "precision": precision,
         "max_atoms": max_atoms,
         "crystals_per_s": crystals / seconds,
         "pairs_per_s": pairs / seconds,
@@ -272,75 +297,119 @@ def matmul_flops(device, n=2048, repeats=10):
     return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
+def configurations(sizes, extra):
+    """(variant, max_atoms, threads, precision) to measure, each in its own process."""
+    runs = [(v, size, 1, "float32") for size in sizes for v in VARIANTS]
+    if extra:  # thread count and bfloat16, for the new steps at the first size
+        for variant in ("supervised", "dim"):
+            runs += [(variant, sizes[0], 2, "float32"), (variant, sizes[0], 1, "bfloat16")]
+    return runs
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100])
     parser.add_argument("--batch-pairs", type=int, default=32768)
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--no-extra", action="store_true", help="skip the 2-thread and bfloat16 rows"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "nn.md"))
-    parser.add_argument("--_one", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--_one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._one:
+        variant, size, threads, precision = args._one
         result = run_one(
-            args._one[0], int(args._one[1]), args.batch_pairs, args.batches, args.device
+            variant, int(size), args.batch_pairs, args.batches, args.device, int(threads),
+            precision,
         )
         print("RESULT " + json.dumps(result))
         return
+    torch.set_num_threads(1)
     peak_matmul = matmul_flops(args.device)
     results = []
-    for size in args.sizes:
-        for variant in VARIANTS:
-            command = [
-                sys.executable,
-                __file__,
-                "--_one",
-                variant,
-                str(size),
-                "--batch-pairs",
-                str(args.batch_pairs),
-                "--batches",
-                str(args.batches),
-                "--device",
-                args.device,
-            ]
-            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-            line = next(x for x in output.splitlines() if x.startswith("RESULT "))
-            results.append(json.loads(line[7:]))
-            print(results[-1], flush=True)
+    for variant, size, threads, precision in configurations(args.sizes, not args.no_extra):
+        command = [
+            sys.executable, __file__, "--_one", variant, str(size), str(threads), precision,
+            "--batch-pairs", str(args.batch_pairs), "--batches", str(args.batches),
+            "--device", args.device,
+        ]  # fmt: skip
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        line = next(x for x in output.splitlines() if x.startswith("RESULT "))
+        results.append(json.loads(line[7:]))
+        print(results[-1], flush=True)
+    write_report(results, peak_matmul, args)
+
+
+def write_report(results, peak_matmul, args):
     lines = [
         "# Site-Net / DIM training-step benchmark",
         "",
         f"Command: `python benchmarks/bench_nn.py --device {args.device} --batch-pairs "
         f"{args.batch_pairs} --batches {args.batches}`  ",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads), device {args.device}, "
-        f"{time.strftime('%Y-%m-%d')}  ",
-        f"Large float32 matmul (2048^3): {peak_matmul / 1e9:.1f} GFLOP/s.",
+        f"torch {torch.__version__}, device {args.device}, {time.strftime('%Y-%m-%d')}  ",
+        f"Large float32 matmul (2048^3, 1 thread): {peak_matmul / 1e9:.1f} GFLOP/s.  ",
+        "`*_ref`: the same step with torch's own Mish (skdim before the fused activation).",
         "",
-        "| max_atoms | step | crystals/s | pairs/s | s/step | peak memory (MiB) "
-        "| GFLOP/s | of matmul |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| max_atoms | step | threads | precision | crystals/s | pairs/s | s/step "
+        "| peak memory (MiB) | GFLOP/s | of matmul |",
+        "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
-            f"| {r['max_atoms']} | {r['variant']} | {r['crystals_per_s']:.1f} "
-            f"| {r['pairs_per_s']:.0f} "
+            f"| {r['max_atoms']} | {r['variant']} | {r['threads']} | {r['precision']} "
+            f"| {r['crystals_per_s']:.1f} | {r['pairs_per_s']:.0f} "
             f"| {r['step_s']:.3f} | {r['peak_mib']:.0f} | {r['flop_per_s'] / 1e9:.2f} "
             f"| {r['flop_per_s'] / peak_matmul:.1%} |"
         )
+
+    def find(variant, size, threads=1, precision="float32"):
+        return next(
+            (
+                r
+                for r in results
+                if (r["variant"], r["max_atoms"], r["threads"], r["precision"])
+                == (variant, size, threads, precision)
+            ),
+            None,
+        )
+
     lines += [
         "",
-        "| max_atoms | DIM speed-up vs naive | DIM memory saving vs naive |",
-        "|---:|---:|---:|",
+        "Speed-ups (1 thread, float32 unless named):",
+        "",
+        "| max_atoms | supervised vs ref | DIM vs ref | DIM vs naive "
+        "| DIM memory saving vs naive |",
+        "|---:|---:|---:|---:|---:|",
     ]
     for size in args.sizes:
-        dim = next(r for r in results if r["max_atoms"] == size and r["variant"] == "dim")
-        naive = next(r for r in results if r["max_atoms"] == size and r["variant"] == "naive_dim")
+        sup, sup_ref = find("supervised", size), find("supervised_ref", size)
+        dim, dim_ref, naive = find("dim", size), find("dim_ref", size), find("naive_dim", size)
         lines.append(
-            f"| {size} | {naive['step_s'] / dim['step_s']:.1f}x "
+            f"| {size} | {sup_ref['step_s'] / sup['step_s']:.2f}x "
+            f"| {dim_ref['step_s'] / dim['step_s']:.2f}x | {naive['step_s'] / dim['step_s']:.2f}x "
             f"| {naive['peak_mib'] / dim['peak_mib']:.1f}x |"
         )
+    size = args.sizes[0]
+    extra = [
+        (name, find(v, size), find(v, size, 2), find(v, size, 1, "bfloat16"))
+        for name, v in (("supervised", "supervised"), ("DIM", "dim"))
+    ]
+    if all(two and bf16 for _, _, two, bf16 in extra):
+        lines += [
+            "",
+            f"Threads and precision (max_atoms {size}; ratios against 1 thread, float32):",
+            "",
+            "| step | 2 threads | bfloat16 autocast |",
+            "|---|---:|---:|",
+        ]
+        for name, one, two, bf16 in extra:
+            lines.append(
+                f"| {name} | {one['step_s'] / two['step_s']:.2f}x "
+                f"| {one['step_s'] / bf16['step_s']:.2f}x |"
+            )
     text = "\n".join(lines) + "\n"
     Path(args.out).write_text(text)
     print(text)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-__all__ = ["Mish", "mish"]
+__all__ = ["Mish", "mish", "mish_formula", "mish_gradient"]
 
 #: Above this, e^x (e^x + 2) would overflow float32; tanh(softplus(x)) is 1 there.
 _CLAMP = 20.0
@@ -53,17 +53,90 @@ def mish_formula(x: torch.Tensor) -> torch.Tensor:
     return x * n / (n + 2)
 
 
-_fused: Callable[[torch.Tensor], torch.Tensor] | None = None
+def mish_gradient(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Gradient of :func:`mish_formula` times ``grad`` (eager).
+
+    ``d mish / dx = t + x sigmoid(x) (1 - t^2)`` with ``t = tanh(softplus(x))``.
+
+    Parameters
+    ----------
+    x : tensor
+        The input of the forward pass.
+    grad : tensor
+        The gradient of the output, shaped like ``x``.
+
+    Returns
+    -------
+    tensor shaped like ``x``
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.linspace(-30, 30, 601, requires_grad=True)
+    >>> torch.nn.functional.mish(x).sum().backward()
+    >>> bool(torch.allclose(mish_gradient(x.detach(), torch.ones(601)), x.grad, atol=1e-6))
+    True
+    """
+    e = torch.exp(x.clamp(max=_CLAMP))
+    n = e * (e + 2)
+    t = n / (n + 2)
+    return grad * (t + x * (e / (1 + e)) * (1 - t * t))
 
 
-def _compiled_or_eager() -> Callable[[torch.Tensor], torch.Tensor]:
-    global _fused
-    if _fused is None:
+_forward: Callable[[torch.Tensor], torch.Tensor] | None = None
+_backward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+
+
+def _kernels() -> tuple[Callable, Callable]:
+    """The compiled (or, with SKDIM_COMPILE=0, eager) forward and backward."""
+    global _forward, _backward
+    if _forward is None:
         if os.environ.get("SKDIM_COMPILE", "1") == "0":
-            _fused = mish_formula
+            _forward, _backward = mish_formula, mish_gradient
         else:
-            _fused = torch.compile(mish_formula, dynamic=True)
-    return _fused
+            _forward = torch.compile(mish_formula, dynamic=True)
+            _backward = torch.compile(mish_gradient, dynamic=True)
+    return _forward, _backward
+
+
+def _fall_back(error: Exception) -> None:
+    global _forward, _backward
+    warnings.warn(
+        f"torch.compile failed ({type(error).__name__}: {str(error)[:200]}); skdim runs "
+        "its Mish activation without compiling (slower). Set SKDIM_COMPILE=0 to skip "
+        "the attempt.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    _forward, _backward = mish_formula, mish_gradient
+
+
+def _call(kernel: int, *tensors: torch.Tensor) -> torch.Tensor:
+    # Every call sees 2-D inputs and no autograd (grad mode off inside the
+    # autograd.Function, and inference runs without grad): the compiled code
+    # is guarded on dtype and device only, so it compiles once per pair, not
+    # once per rank and grad mode (torch stops compiling after 8 variants).
+    function = _kernels()[kernel]
+    try:
+        return function(*tensors)
+    except Exception as error:  # torch.compile missing a compiler or backend
+        if function in (mish_formula, mish_gradient):
+            raise
+        _fall_back(error)
+        return _kernels()[kernel](*tensors)
+
+
+class _FusedMish(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return _call(0, x.detach())
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        with torch.no_grad():
+            return _call(1, x.detach(), grad.reshape(x.shape))
 
 
 def mish(x: torch.Tensor) -> torch.Tensor:
@@ -84,22 +157,13 @@ def mish(x: torch.Tensor) -> torch.Tensor:
     >>> bool(torch.allclose(mish(x), torch.nn.functional.mish(x), rtol=1e-5, atol=1e-6))
     True
     """
-    global _fused
-    function = _compiled_or_eager()
-    if function is mish_formula:
-        return mish_formula(x)
-    try:
-        return function(x)
-    except Exception as error:  # torch.compile missing a compiler or backend
-        warnings.warn(
-            f"torch.compile failed ({type(error).__name__}: {str(error)[:200]}); skdim runs "
-            "its Mish activation without compiling (slower). Set SKDIM_COMPILE=0 to skip "
-            "the attempt.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        _fused = mish_formula
-        return mish_formula(x)
+    flat = x.reshape(-1, x.shape[-1]) if x.dim() else x.reshape(1, 1)
+    if torch.is_grad_enabled() and x.requires_grad:
+        out = _FusedMish.apply(flat)
+    else:
+        with torch.no_grad():
+            out = _call(0, flat.detach())
+    return out.reshape(x.shape)
 
 
 class Mish(nn.Module):
