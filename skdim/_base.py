@@ -33,6 +33,7 @@ from skdim._checkpoint import (
 )
 from skdim._inputs import as_structures, is_featurized, is_torch_dataset
 from skdim._schedule import CosineSchedule, PlateauSchedule, auto_steps
+from skdim._threads import ThreadPolicy, thread_policy
 from skdim.data import (
     PairBudgetBatchSampler,
     SiteNetDataset,
@@ -382,6 +383,8 @@ class SiteNetMixin:
             callbacks.append((name, PassthroughScoring(name=name, on_train=True)))
             if self.validation_fraction:
                 callbacks.append((f"valid_{name}", PassthroughScoring(name=f"valid_{name}")))
+        if torch.device(resolve_device(self.device) or "cpu").type == "cpu":
+            callbacks.append(("threads", ThreadPolicy()))
         schedule = self._lr_schedule_callback()
         if schedule is not None:
             callbacks.append(("lr_schedule", schedule))
@@ -528,7 +531,7 @@ class SiteNetMixin:
         self._prepare_fit(dataset)
         self.n_epochs_ = self._planned_epochs(dataset)
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices), thread_policy():
             torch.manual_seed(self._seed())
             checkpoint = self._checkpoint()
             resumable = (
@@ -632,7 +635,7 @@ class SiteNetMixin:
         loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate_sitenet)
         self.module_.eval()
         outputs = []
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), self._autocast(), thread_policy():
             for batch, _ in loader:
                 outputs.append(forward(to_device(batch, self.device)).float().cpu())
         result = torch.empty((len(dataset), *outputs[0].shape[1:]))

@@ -1,0 +1,90 @@
+"""How many CPU threads a training step uses: as many as there are idle cores.
+
+Site-Net's steps are many small operations. On an idle machine two threads
+run them about twice as fast as one (``benchmarks/results/nn.md``), but when
+another process keeps a core busy, OpenMP threads spin-waiting for each other
+made training 10-50x slower. So skdim does not keep torch's default (one
+thread per core): it counts the cores that other processes leave idle, from
+the one-minute load average minus its own threads, when training starts and
+again before every epoch, and uses that many threads (at least one).
+
+Setting ``OMP_NUM_THREADS`` turns this off: torch's own setting is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import torch
+from skorch.callbacks import Callback
+
+__all__ = ["ThreadPolicy", "idle_threads", "thread_policy"]
+
+
+def _cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def idle_threads(own_threads: int = 0, load: float | None = None, cores: int | None = None) -> int:
+    """Threads to use: the cores that other processes leave idle (at least 1).
+
+    Parameters
+    ----------
+    own_threads : int, default=0
+        Threads this process has been running (counted in the load average).
+    load : float or None, default=None
+        The one-minute load average; None reads it from the system.
+    cores : int or None, default=None
+        Cores available to this process; None asks the system.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> idle_threads(load=0.1, cores=2)  # an idle machine
+    2
+    >>> idle_threads(own_threads=2, load=3.0, cores=2)  # another busy process
+    1
+    """
+    cores = cores or _cores()
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # not available on this platform
+            return cores
+    others = max(0.0, load - own_threads)
+    return int(max(1, min(cores, round(cores - others))))
+
+
+def _managed() -> bool:
+    return "OMP_NUM_THREADS" not in os.environ
+
+
+@contextlib.contextmanager
+def thread_policy() -> Iterator[None]:
+    """Use :func:`idle_threads` threads inside the block, torch's setting after it."""
+    if not _managed():
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(idle_threads())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class ThreadPolicy(Callback):
+    """Re-count the idle cores before every epoch (see :func:`idle_threads`)."""
+
+    def on_epoch_begin(self, net, **kwargs) -> None:
+        if _managed():
+            own = torch.get_num_threads()
+            torch.set_num_threads(idle_threads(own_threads=own))
+            net.history.record("threads", torch.get_num_threads())
