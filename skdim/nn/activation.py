@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Callable
 
 import torch
+import torch._dynamo
 from torch import nn
 
 __all__ = ["Mish", "mish", "mish_formula", "mish_gradient"]
@@ -83,6 +84,8 @@ def mish_gradient(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     return grad * (t + x * (e / (1 + e)) * (1 - t * t))
 
 
+#: Compiled variants allowed per kernel (torch's default is 8).
+_RECOMPILE_LIMIT = 32
 _forward: Callable[[torch.Tensor], torch.Tensor] | None = None
 _backward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
@@ -112,16 +115,21 @@ def _fall_back(error: Exception) -> None:
 
 
 def _call(kernel: int, *tensors: torch.Tensor) -> torch.Tensor:
-    # Every call sees 2-D inputs and no autograd (grad mode off inside the
-    # autograd.Function, and inference runs without grad): the compiled code
-    # is guarded on dtype and device only, so it compiles once per pair, not
-    # once per rank and grad mode (torch stops compiling after 8 variants).
+    # Every call sees 2-D, detached tensors (no view base to guard on), no
+    # autograd and no autocast, so the compiled code is specialized only on
+    # dtype, device, contiguous or strided rows and a single row: a handful of
+    # variants, under the raised limit after which torch would stop compiling.
     function = _kernels()[kernel]
-    try:
+    tensors = tuple(t.detach() for t in tensors)
+    if function in (mish_formula, mish_gradient):
         return function(*tensors)
+    try:
+        with (
+            torch.autocast(tensors[0].device.type, enabled=False),
+            torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT),
+        ):
+            return function(*tensors)
     except Exception as error:  # torch.compile missing a compiler or backend
-        if function in (mish_formula, mish_gradient):
-            raise
         _fall_back(error)
         return _kernels()[kernel](*tensors)
 
@@ -130,13 +138,15 @@ class _FusedMish(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x)
-        return _call(0, x.detach())
+        return _call(0, x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (x,) = ctx.saved_tensors
         with torch.no_grad():
-            return _call(1, x.detach(), grad.reshape(x.shape))
+            # contiguous: autograd hands in gradients of many layouts (expanded,
+            # strided), each of which would be compiled anew
+            return _call(1, x, grad.reshape(x.shape).contiguous())
 
 
 def mish(x: torch.Tensor) -> torch.Tensor:
@@ -162,7 +172,7 @@ def mish(x: torch.Tensor) -> torch.Tensor:
         out = _FusedMish.apply(flat)
     else:
         with torch.no_grad():
-            out = _call(0, flat.detach())
+            out = _call(0, flat)
     return out.reshape(x.shape)
 
 
