@@ -383,8 +383,7 @@ class SiteNetMixin:
             callbacks.append((name, PassthroughScoring(name=name, on_train=True)))
             if self.validation_fraction:
                 callbacks.append((f"valid_{name}", PassthroughScoring(name=f"valid_{name}")))
-        if torch.device(resolve_device(self.device) or "cpu").type == "cpu":
-            callbacks.append(("threads", ThreadPolicy()))
+        callbacks.append(("threads", ThreadPolicy()))
         schedule = self._lr_schedule_callback()
         if schedule is not None:
             callbacks.append(("lr_schedule", schedule))
