@@ -15,11 +15,18 @@ Steps, each cached under ``--work`` so that the run resumes where it stopped:
 3. ``checkpoints/``: the DIM run, checkpointed every epoch; run the script
    again to resume it (the run stops by itself when the validation loss has
    plateaued);
-4. ``--export DIR``: write the trained encoder and its model card facts.
+4. once the run has stopped on its plateau, ``--export NAME`` ships the
+   encoder: ``skdim/models/NAME`` (weights, config, model card facts) and
+   its sha256 in ``skdim/models/registry.json``, and the loss curves plot
+   ``docs/images/pretrained_loss.png``.
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/pretrain_encoder.py --work benchmarks/pretraining
+    python benchmarks/pretrain_encoder.py --work benchmarks/pretraining
+    python benchmarks/pretrain_encoder.py --work benchmarks/pretraining --export dim-mp-gap-fold0
+
+The ids (``ids.json``) and the checkpoints are committed; the structures and
+their features are rebuilt from ``$SKDIM_DATA`` when missing.
 """
 
 from __future__ import annotations
@@ -64,7 +71,10 @@ def select_ids(data: Path, work: Path, n_jobs: int) -> dict:
     test_ids = _eform_test_ids(data)
     print(f"parsing {len(train_ids)} mp_gap fold-0 training structures", flush=True)
     train, _ = load_structures_csv(
-        data / "matbench_mp_gap.csv.gz", id_col="matbench_id", ids=train_ids, n_jobs=n_jobs,
+        data / "matbench_mp_gap.csv.gz",
+        id_col="matbench_id",
+        ids=train_ids,
+        n_jobs=n_jobs,
         progress=True,
     )
     test, _ = load_structures_csv(
@@ -87,13 +97,21 @@ def select_ids(data: Path, work: Path, n_jobs: int) -> dict:
     return selection
 
 
-def featurized(work: Path, n_jobs: int) -> tuple[list, dict]:
-    from skdim.datasets import load_featurized, save_featurized
+def featurized(data: Path, work: Path, n_jobs: int) -> tuple[list, dict]:
+    from skdim.datasets import load_featurized, load_structures_csv, save_featurized
     from skdim.featurize import featurize
 
     path = work / "featurized.npz"
     if not path.exists():
-        structures = pd.read_pickle(work / "structures.pkl.gz")
+        structures_path = work / "structures.pkl.gz"
+        if structures_path.exists():
+            structures = pd.read_pickle(structures_path)
+        else:  # a fresh machine: the committed ids, parsed again
+            ids = json.loads((work / "ids.json").read_text())["pretrain"]
+            structures, _ = load_structures_csv(
+                data / "matbench_mp_gap.csv.gz", id_col="matbench_id", ids=ids, n_jobs=n_jobs,
+                progress=True,
+            )  # fmt: skip
         start = time.perf_counter()
         inputs = featurize(structures, n_jobs=n_jobs, progress=True, on_error="skip")
         keep = [i for i, x in enumerate(inputs) if x is not None]
@@ -116,10 +134,78 @@ def pretrain(work: Path, inputs: list, args) -> object:
         checkpoint_dir=str(work / "checkpoints"),
         verbose=1,
     )
-    start = time.perf_counter()
-    model.fit(inputs)
-    (work / "fit_seconds.json").write_text(json.dumps({"last_call": time.perf_counter() - start}))
-    return model
+    return model.fit(inputs)
+
+
+def export(model, name: str, selection: dict, meta: dict) -> None:
+    """Ship the trained encoder with its model card facts, and plot its loss curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import tempfile
+
+    import matplotlib.pyplot as plt
+
+    import skdim
+    from skdim.pretrained import register_pretrained
+
+    history = model.history
+    n_valid = int(round(model.validation_fraction * len(meta["ids"])))
+    card = {
+        "n_structures": len(meta["ids"]),
+        "n_train": len(meta["ids"]) - n_valid,
+        "n_validation": n_valid,
+        "dataset": "matbench_mp_gap (matbench v0.1, Materials Project)",
+        "fold": "official fold 0, training set",
+        "n_fold0_train": selection["n_fold0_train"],
+        "exclusions": (
+            f"{len(selection['excluded'])} structures that also appear in the mp36k "
+            "formation-energy test split of the label-masking benchmark "
+            f"({selection['n_eform_test']} structures, seeded 80/20 split, seed 0), matched by "
+            "reduced formula and confirmed by pymatgen's StructureMatcher; "
+            f"{selection['n_fold0_train'] - len(selection['excluded']) - len(meta['ids'])} "
+            "structures that featurization refused"
+        ),
+        "labels_used": "none (checkpoint and stopping chosen on the DIM validation loss)",
+        "featurization": model.featurization_,
+        "objective": {
+            "engineered_negatives": model.engineered_negatives,
+            "global_trains_local": model.global_trains_local,
+            "mi_estimator": model.mi_estimator,
+            "embedding": model.embedding,
+        },
+        "epochs": len(history),
+        "optimizer_steps": int(history[-1, "step"]),
+        "lr": model.lr,
+        "lr_schedule": model.lr_schedule,
+        "stopped_on_plateau": bool(history[-1].get("stopped", False)),
+        "final_valid_loss": float(history[-1, "valid_loss"]),
+        "wall_time_s": float(sum(history[:, "dur"])),
+        "hardware": f"{platform.machine()}, {os.cpu_count()} cores, CPU, 1 thread",
+        "skdim_version": skdim.__version__,
+        "torch_version": __import__("torch").__version__,
+        "licence": "data: Materials Project, CC BY 4.0; weights: BSD-3-Clause",
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        model.save(folder)
+        register_pretrained(folder, name, card)
+    epochs = range(1, len(history) + 1)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    for ax, (key, label) in zip(
+        axes,
+        [("loss", "DIM loss"), ("global_mi", "global MI estimate (nats)"),
+         ("local_mi", "local MI estimate (nats)")],
+    ):  # fmt: skip
+        train = "train_loss" if key == "loss" else key
+        ax.plot(epochs, history[:, train], label="training")
+        ax.plot(epochs, history[:, f"valid_{key}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(label)
+    axes[0].legend()
+    fig.tight_layout()
+    Path("docs/images").mkdir(parents=True, exist_ok=True)
+    fig.savefig("docs/images/pretrained_loss.png", dpi=120)
+    print(json.dumps(card, indent=2))
 
 
 def main(argv=None) -> None:
@@ -130,14 +216,20 @@ def main(argv=None) -> None:
     parser.add_argument("--max-epochs", type=int, default=100)
     parser.add_argument("--engineered-negatives", action="store_true")
     parser.add_argument("--prepare-only", action="store_true", help="stop after featurizing")
+    parser.add_argument("--export", metavar="NAME", help="ship the finished run under NAME")
     args = parser.parse_args(argv)
-    work = Path(args.work)
+    work, data = Path(args.work), Path(args.data)
     work.mkdir(parents=True, exist_ok=True)
-    select_ids(Path(args.data), work, args.n_jobs)
-    inputs, meta = featurized(work, args.n_jobs)
+    selection = select_ids(data, work, args.n_jobs)
+    inputs, meta = featurized(data, work, args.n_jobs)
     print(f"{len(inputs)} featurized structures ({platform.node()})", flush=True)
-    if not args.prepare_only:
-        pretrain(work, inputs, args)
+    if args.prepare_only:
+        return
+    model = pretrain(work, inputs, args)
+    if args.export:
+        if not model.history[-1].get("stopped", False):
+            raise SystemExit("the run has not converged yet (no plateau stop): resume it first")
+        export(model, args.export, selection, meta)
 
 
 if __name__ == "__main__":

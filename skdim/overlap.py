@@ -5,12 +5,15 @@ Materials Project data sets overlap (about 91 % of ``mp36k`` is in
 snapshots, so ids cannot be compared. Two structures are taken to be the same
 material when
 
-1. their *structure keys* are equal: the reduced formula and the number of
-   sites of the cell as given (both snapshots store the same conventional or
-   primitive cell for a material), and
+1. their *structure keys*, the reduced formulas, are equal, and
 2. pymatgen's :class:`~pymatgen.analysis.structure_matcher.StructureMatcher`
-   (default tolerances, volumes scaled) confirms the match, which tells
-   polymorphs that share a key apart.
+   (default tolerances: primitive cells compared, volumes scaled) confirms
+   the match, which tells polymorphs apart.
+
+The key is the formula alone, not the formula and the number of sites: the
+two snapshots sometimes store one material in cells of different sizes. Of
+the 5,787 ``matbench_mp_gap`` fold-0 training structures that match the
+``mp36k`` benchmark test split, 120 are stored with another number of sites.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from pymatgen.core import Structure
 __all__ = ["shared_structures", "structure_key"]
 
 
-def structure_key(structure: Structure) -> tuple[str, int]:
-    """The key two copies of one material share: (reduced formula, number of sites).
+def structure_key(structure: Structure) -> str:
+    """The key two copies of one material share: the reduced formula.
 
     Parameters
     ----------
@@ -33,16 +36,16 @@ def structure_key(structure: Structure) -> tuple[str, int]:
 
     Returns
     -------
-    tuple of (str, int)
+    str
 
     Examples
     --------
     >>> from pymatgen.core import Lattice, Structure
     >>> nacl = Structure(Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
-    >>> structure_key(nacl)
-    ('NaCl', 2)
+    >>> structure_key(nacl), structure_key(nacl * (2, 1, 1))
+    ('NaCl', 'NaCl')
     """
-    return structure.composition.reduced_formula, len(structure)
+    return structure.composition.reduced_formula
 
 
 def shared_structures(
@@ -74,11 +77,11 @@ def shared_structures(
     >>> nacl = Structure(Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     >>> strained = Structure(Lattice.cubic(5.7), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     >>> layered = Structure(Lattice.tetragonal(3.0, 9.0), ["Na", "Cl"], [[0, 0, 0], [0, 0, 0.2]])
-    >>> shared_structures([layered, strained], [nacl])
-    [1]
+    >>> shared_structures([layered, strained, nacl * (1, 1, 2)], [nacl])
+    [1, 2]
     """
     matcher = matcher or StructureMatcher()
-    by_key: dict[tuple[str, int], list[Structure]] = defaultdict(list)
+    by_key: dict[str, list[Structure]] = defaultdict(list)
     for structure in reference:
         by_key[structure_key(structure)].append(structure)
     shared = []
