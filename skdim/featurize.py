@@ -70,7 +70,9 @@ class SiteNetInput(NamedTuple):
         species on a disordered site).
     site_features : ndarray of shape (P, F), float32
         Elemental properties of each unique site (occupancy-weighted mean on
-        disordered sites). Unscaled: scaling is fitted by the estimators.
+        disordered sites; a site occupied less than fully is a mixture with a
+        vacancy, whose properties are all 0, so ``{"Na": 0.3}`` gets 0.3 times
+        sodium's). Unscaled: scaling is fitted by the estimators.
     pair_features : ndarray of shape (P, J, C), float32
         Pair features between unique site i and supercell atom j. Channel 0 is
         the minimum-image distance in Angstrom.
@@ -145,16 +147,17 @@ def _read_structure(structure: Any, where: str, table: np.ndarray) -> _Cell:
             site_of.append(k)
             numbers.append(z)
             weights.append(occupancy)
-    if len(numbers) == n_sites:  # one species per site: weights do not matter
-        if min(weights) <= 0:
-            raise ValueError(f"{where} has a site with zero occupancy")
+    if len(numbers) == n_sites and min(weights) == 1:  # one species per site, fully occupied
         numbers = np.array(numbers)
         return _Cell(lattice, wrap(frac), numbers, numbers.astype(float), table[numbers])
     site_of, numbers, weights = np.array(site_of), np.array(numbers), np.array(weights, float)
     total = np.bincount(site_of, weights, minlength=n_sites)
     if (total <= 0).any():
         raise ValueError(f"{where} has a site with zero occupancy")
-    share = weights / total[site_of]
+    # A site occupied less than fully holds a vacancy for the rest, with all
+    # properties 0 (no atom): its features are the occupancy-weighted sum of
+    # its species' properties. Over-occupied sites (rounding) are normalized.
+    share = weights / np.maximum(total, 1.0)[site_of]
     features = np.zeros((n_sites, table.shape[1]))
     np.add.at(features, site_of, share[:, None] * table[numbers])
     # majority species: first species of largest occupancy on each site

@@ -559,3 +559,26 @@ def test_small_inputs_are_featurized_without_workers(mp100, monkeypatch):
     assert skdim.featurize._n_workers(2, 100) == 1
     assert skdim.featurize._n_workers(2, 1000) == 2
     assert skdim.featurize._n_workers(4, 1000) == 2
+
+
+def test_partial_occupancy_is_a_vacancy_not_a_full_site():
+    """Item 6: {"Na": 0.3} is 30 % sodium and 70 % vacancy, not a full Na site."""
+    from pymatgen.core import Lattice, Structure
+
+    from skdim.featurize import featurize_structure
+
+    lattice = Lattice.cubic(4.0)
+    full = Structure(lattice, [{"Na": 1.0}, "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    partial = Structure(lattice, [{"Na": 0.3}, "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    mixed = Structure(lattice, [{"Na": 0.5, "K": 0.5}, "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    x_full, x_partial = featurize_structure(full), featurize_structure(partial)
+    np.testing.assert_allclose(
+        x_partial.site_features[0], 0.3 * x_full.site_features[0], rtol=1e-6
+    )
+    np.testing.assert_array_equal(x_partial.site_features[1], x_full.site_features[1])
+    assert x_partial.atomic_numbers.tolist() == x_full.atomic_numbers.tolist()
+    # a fully occupied disordered site is still the occupancy-weighted mean
+    x_mixed = featurize_structure(mixed)
+    k = Structure(lattice, [{"K": 1.0}, "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    expected = 0.5 * x_full.site_features[0] + 0.5 * featurize_structure(k).site_features[0]
+    np.testing.assert_allclose(x_mixed.site_features[0], expected, rtol=1e-6)
