@@ -42,8 +42,10 @@ def test_name_accepted_where_a_path_is(registry, small):
         structures, labels["e_form_per_atom"]
     )
     assert regressor.predict(structures).shape == (len(structures),)
-    embeddings = DIMFeaturizer("tiny").fit(structures).featurize_many(
-        list(structures[:3]), ignore_errors=False
+    embeddings = (
+        DIMFeaturizer("tiny")
+        .fit(structures)
+        .featurize_many(list(structures[:3]), ignore_errors=False)
     )
     assert np.asarray(embeddings).shape == (3, 128)
 
