@@ -6,19 +6,13 @@ Public estimators: :class:`DIMPretrainer`, :class:`SiteNetRegressor`,
 always names the module); the matminer adapter in :mod:`skdim.matminer`.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("skdim-sitenet")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
-
-from skdim.classifier import SiteNetClassifier  # noqa: E402
-from skdim.data import SiteNetDataset  # noqa: E402
-from skdim.featurize import SiteNetInput, featurize_structure  # noqa: E402
-from skdim.pretrained import list_pretrained, load_pretrained  # noqa: E402
-from skdim.pretrainer import DIMPretrainer  # noqa: E402
-from skdim.regressor import SiteNetRegressor  # noqa: E402
+from skdim._version import __version__
+from skdim.classifier import SiteNetClassifier
+from skdim.data import SiteNetDataset
+from skdim.featurize import SiteNetInput, featurize_structure
+from skdim.pretrained import list_pretrained, load_pretrained
+from skdim.pretrainer import DIMPretrainer
+from skdim.regressor import SiteNetRegressor
 
 __all__ = [
     "DIMPretrainer",

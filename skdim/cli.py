@@ -308,5 +308,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def pretrain_main(argv: list[str] | None = None) -> int:
+    """``skdim-pretrain``: ``skdim pretrain --distributed``, for accelerate launch or torchrun.
+
+    Parameters
+    ----------
+    argv : list of str or None, default=None
+        Arguments of ``skdim pretrain``; None reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        The exit status.
+
+    Examples
+    --------
+    From a shell (see docs/scaling.rst)::
+
+        torchrun --standalone --nproc_per_node 4 $(which skdim-pretrain) STORE --out dim_model
+    """
+    return main(["pretrain", "--distributed", *(sys.argv[1:] if argv is None else argv)])
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,7 +34,7 @@ from skdim.pretrainer import DIMPretrainer
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
-__all__ = ["DistributedDIMPretrainer", "main", "make_accelerator"]
+__all__ = ["DistributedDIMPretrainer", "make_accelerator"]
 
 _MIXED_PRECISION = {"float32": None, "bfloat16": "bf16", "float16": "fp16"}  # None: launcher's
 
@@ -391,27 +390,3 @@ def make_accelerator(**kwargs: Any) -> Accelerator:
         "kwargs_handlers", [DistributedDataParallelKwargs(find_unused_parameters=True)]
     )
     return Accelerator(**kwargs)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``skdim-pretrain``: ``skdim pretrain --distributed``, for accelerate launch or torchrun.
-
-    Parameters
-    ----------
-    argv : list of str or None, default=None
-        Arguments of ``skdim pretrain``; None reads ``sys.argv``.
-
-    Returns
-    -------
-    int
-        The exit status.
-
-    Examples
-    --------
-    From a shell (see docs/scaling.rst)::
-
-        torchrun --standalone --nproc_per_node 4 $(which skdim-pretrain) STORE --out dim_model
-    """
-    from skdim.cli import main as cli_main
-
-    return cli_main(["pretrain", "--distributed", *(sys.argv[1:] if argv is None else argv)])

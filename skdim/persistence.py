@@ -26,6 +26,9 @@ from typing import Any
 
 import torch
 
+from skdim._version import __version__
+from skdim.nn.losses import REGRESSION_LOSSES
+
 FORMAT_VERSION = 1
 _OMIT = object()
 _IMPORT = "__import__"
@@ -94,14 +97,12 @@ def allowed_references() -> dict[str, type]:
     """
     import importlib
 
-    from skdim.regressor import _LOSSES
-
     allowed: dict[str, type] = {}
     for name in _SAFE_NAMES:  # fixed names of trusted modules, not read from a file
         module, _, attribute = name.partition(":")
         cls = getattr(importlib.import_module(module), attribute)
         allowed[name] = allowed[_reference(cls)] = cls
-    for cls in [*_LOSSES.values(), *_EXTRA_SAFE]:
+    for cls in [*REGRESSION_LOSSES.values(), *_EXTRA_SAFE]:
         allowed[_reference(cls)] = cls
         if getattr(torch.nn, cls.__name__, None) is cls:
             allowed[f"torch.nn:{cls.__name__}"] = cls
@@ -151,9 +152,7 @@ def _check_references(config: dict, where: str) -> dict[str, type]:
                 "torch/skorch classes skdim writes are allowed; for a file you trust that "
                 "names a class of your own, see skdim.persistence.add_safe_classes."
             )
-    from skdim._base import SiteNetMixin
-
-    if not issubclass(allowed[config["estimator"]], SiteNetMixin):
+    if not _is_estimator(allowed[config["estimator"]]):
         raise ValueError(f"{where}: estimator {config['estimator']!r} is not a skdim estimator")
     load_kwargs = config["params"].get("torch_load_kwargs")
     if load_kwargs is not None and (
@@ -164,6 +163,17 @@ def _check_references(config: dict, where: str) -> dict[str, type]:
             "are loaded with weights_only=True"
         )
     return allowed
+
+
+def _is_estimator(cls: Any) -> bool:
+    """Whether ``cls`` is a skdim estimator class (one that saves and restores its fitted state).
+
+    Checked by the methods of ``skdim._base.SiteNetMixin`` rather than by importing
+    it: the estimators import this module, not the other way round.
+    """
+    return isinstance(cls, type) and all(
+        callable(getattr(cls, name, None)) for name in ("_fitted_state", "_restore_fitted")
+    )
 
 
 def _decode(value: Any, allowed: dict[str, type]) -> Any:
@@ -178,8 +188,6 @@ def _decode(value: Any, allowed: dict[str, type]) -> Any:
 
 def save_estimator(estimator: Any, path: str | Path) -> None:
     """Write a fitted estimator to the directory ``path`` (created if needed)."""
-    from skdim import __version__
-
     estimator.check_is_fitted()
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -217,8 +225,6 @@ def read_config(path: str | Path) -> dict:
         The parsed ``config.json``; classes are still ``{"__import__": ...}``
         entries (nothing is imported).
     """
-    from skdim import __version__
-
     path = Path(path)
     if not (path / "config.json").is_file() or not (path / "weights.pt").is_file():
         raise FileNotFoundError(f"{path} is not a saved skdim model (config.json, weights.pt)")

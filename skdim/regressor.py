@@ -13,8 +13,7 @@ from skorch import NeuralNetRegressor
 from skdim._inputs import row_labels
 from skdim._supervised import SupervisedMixin
 from skdim.nn import SiteNet
-
-_LOSSES = {"mae": torch.nn.L1Loss, "mse": torch.nn.MSELoss, "huber": torch.nn.HuberLoss}
+from skdim.nn.losses import REGRESSION_LOSSES as _LOSSES
 
 
 class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):

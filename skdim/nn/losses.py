@@ -10,6 +10,9 @@ from torch.nn.functional import cross_entropy, softplus
 
 from skdim.nn.layers import MASK_FILL
 
+#: The regression losses of ``SiteNetRegressor(loss=...)``, by name.
+REGRESSION_LOSSES = {"mae": nn.L1Loss, "mse": nn.MSELoss, "huber": nn.HuberLoss}
+
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, exp(logvar)) || N(0, 1)) per dimension: 0.5 (mu^2 + s^2 - log s^2 - 1).
