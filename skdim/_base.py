@@ -30,6 +30,7 @@ from skdim._checkpoint import (
     check_fingerprint,
     fingerprint,
     restore_random_state,
+    upgrade_optimizer_state,
 )
 from skdim._inputs import as_structures, is_featurized, is_torch_dataset
 from skdim._schedule import CosineSchedule, PlateauSchedule, auto_steps
@@ -582,6 +583,38 @@ class SiteNetMixin:
         stopped = len(self.history) and self.history[-1].get("stopped", False)
         if done < self.n_epochs_ and not stopped:
             self.partial_fit(dataset, None, epochs=self.n_epochs_ - done, **fit_params)
+
+    def load_params(self, *args: Any, **kwargs: Any) -> None:
+        """Load weights, optimizer and history as skorch does, also from older checkpoints.
+
+        An ``optimizer.pt`` written before the last attention block lost its
+        unused bond normalization is renumbered onto today's parameters (see
+        :func:`skdim._checkpoint.upgrade_optimizer_state`); the weights
+        themselves load through :class:`~skdim.nn.SiteAttention`.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            As in :meth:`skorch.NeuralNet.load_params`.
+        """
+        if kwargs.get("checkpoint") is not None and not self.initialized_:
+            self.initialize()
+        handles = []
+        for name in self._optimizers if self.initialized_ else ():
+            optimizer = getattr(self, name + "_", None)
+            optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper
+            if isinstance(optimizer, torch.optim.Optimizer):
+                module = self.module_
+
+                def hook(optimizer, state, module=module):
+                    return upgrade_optimizer_state(optimizer, state, module)
+
+                handles.append(optimizer.register_load_state_dict_pre_hook(hook))
+        try:
+            super().load_params(*args, **kwargs)
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def _fitted_state(self) -> dict:
         """JSON-safe fitted settings saved next to the weights."""

@@ -21,7 +21,15 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 
-__all__ = ["RandomStateCheckpoint", "check_fingerprint", "fingerprint", "restore_random_state"]
+from skdim.nn.attention import legacy_parameter_names
+
+__all__ = [
+    "RandomStateCheckpoint",
+    "check_fingerprint",
+    "fingerprint",
+    "restore_random_state",
+    "upgrade_optimizer_state",
+]
 
 #: Parameters that may change between an interrupted fit and its resumption.
 RESUMABLE_CHANGES = frozenset(
@@ -159,3 +167,60 @@ def check_fingerprint(dirname: str | Path, current: dict[str, str]) -> None:
             f"checkpoint_dir {dirname} holds a run with other {what} than this fit; "
             "use a new checkpoint_dir (or delete this one) to train this model"
         )
+
+
+def upgrade_optimizer_state(optimizer, state: dict, module: torch.nn.Module) -> dict:
+    """An optimizer state saved before the unused bond norm went, mapped onto today's.
+
+    A checkpoint written by an older skdim (``optimizer.pt``) counts the
+    parameters of the last attention block's bond normalization, which today's
+    module no longer has (see :func:`skdim.nn.attention.legacy_parameter_names`):
+    the saved parameter indices are renumbered and those entries dropped (they
+    never had a gradient, so no optimizer statistics). A state that already
+    fits, or that does not match the old layout either, is returned as it is.
+
+    Parameters
+    ----------
+    optimizer : torch.optim.Optimizer
+        The optimizer about to load ``state``.
+    state : dict
+        The saved ``state_dict()``.
+    module : torch.nn.Module
+        The module whose parameters the optimizer updates.
+
+    Returns
+    -------
+    dict
+        The state to load.
+    """
+    groups = optimizer.param_groups
+    saved = state.get("param_groups", [])
+    if len(saved) != len(groups) or all(
+        len(old["params"]) == len(new["params"]) for old, new in zip(saved, groups)
+    ):
+        return state
+    names = {id(p): name for name, p in module.named_parameters()}
+    legacy = legacy_parameter_names(module)
+    position = {name: i for i, name in enumerate(legacy)}
+    current = {name for name, _ in module.named_parameters()}
+    mapping = {}  # saved index -> index today
+    new_index = 0
+    for old, new in zip(saved, groups):
+        group_names = [names.get(id(p)) for p in new["params"]]
+        if None in group_names:  # a parameter outside the module (a criterion's)
+            return state
+        # today's names of the group, with the dropped ones back in the old order
+        first, last = position[group_names[0]], position[group_names[-1]]
+        old_names = [n for n in legacy[first : last + 1] if n in group_names or n not in current]
+        if len(old_names) != len(old["params"]):
+            return state
+        for index, name in zip(old["params"], old_names):
+            if name in current:
+                mapping[index] = new_index
+                new_index += 1
+    upgraded = dict(state)
+    upgraded["param_groups"] = [
+        {**old, "params": [mapping[i] for i in old["params"] if i in mapping]} for old in saved
+    ]
+    upgraded["state"] = {mapping[i]: v for i, v in state["state"].items() if i in mapping}
+    return upgraded

@@ -361,16 +361,17 @@ def _silent(*args: Any, **kwargs: Any) -> None:
 def make_accelerator(**kwargs: Any) -> Accelerator:
     """``accelerate.Accelerator`` with the settings DIM pretraining needs.
 
-    ``find_unused_parameters=True`` (the last attention block of the "dim"
-    preset has a pair normalization whose output is unused) and ``cpu=True``
-    on machines without a GPU (else accelerate does not detect a multi-CPU
-    run under torchrun).
+    ``cpu=True`` on machines without a GPU (else accelerate does not detect a
+    multi-CPU run under torchrun). Every parameter of SiteNetDIM gets a
+    gradient, so DDP runs without ``find_unused_parameters`` (for a module of
+    your own that needs it, pass ``kwargs_handlers=[DistributedDataParallelKwargs(
+    find_unused_parameters=True)]``).
 
     Parameters
     ----------
     **kwargs : dict
         ``Accelerator`` arguments, e.g. ``gradient_accumulation_steps=4`` or
-        ``mixed_precision="bf16"``; they override the two defaults.
+        ``mixed_precision="bf16"``; they override the default.
 
     Returns
     -------
@@ -383,10 +384,6 @@ def make_accelerator(**kwargs: Any) -> Accelerator:
     >>> model = DistributedDIMPretrainer(accelerator=accelerator)  # doctest: +SKIP
     """
     from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs
 
     kwargs.setdefault("cpu", not torch.cuda.is_available())
-    kwargs.setdefault(
-        "kwargs_handlers", [DistributedDataParallelKwargs(find_unused_parameters=True)]
-    )
     return Accelerator(**kwargs)

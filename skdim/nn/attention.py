@@ -38,6 +38,12 @@ class SiteAttention(nn.Module):
         Hidden widths of the logit MLP (at least one).
     value_hidden : sequence of int, default=()
         Hidden widths of the value MLP before its output layer.
+    update_pairs : bool, default=True
+        Compute new bond features. The last block of an encoder does not (its
+        pair outputs would go unused), and then has no bond normalization:
+        every parameter gets a gradient, so DistributedDataParallel needs no
+        ``find_unused_parameters``. Weights saved before this option existed
+        (with that normalization) still load: its entries are dropped.
 
     Examples
     --------
@@ -64,6 +70,7 @@ class SiteAttention(nn.Module):
         head_dim: int,
         attention_hidden: Sequence[int],
         value_hidden: Sequence[int] = (),
+        update_pairs: bool = True,
     ):
         super().__init__()
         if not attention_hidden:
@@ -71,8 +78,11 @@ class SiteAttention(nn.Module):
         value_widths = [*value_hidden, n_heads * head_dim]
         self.widths = [attention_hidden[0], value_widths[0], pair_dim]
         self.n_heads, self.head_dim = n_heads, head_dim
+        self.update_pairs = update_pairs
+        # the first layer keeps its bond rows either way (same shapes in every block)
         self.first = PairwiseLinear(site_dim, pair_dim, sum(self.widths))
-        self.first_norms = nn.ModuleList(nn.LayerNorm(w) for w in self.widths)
+        normed = self.widths if update_pairs else self.widths[:2]
+        self.first_norms = nn.ModuleList(nn.LayerNorm(w) for w in normed)
         self.logits = MLP(attention_hidden[0], attention_hidden[1:], n_heads)
         self.values = MLP(value_widths[0], value_widths[1:])
         self.site_update = MLP(n_heads * head_dim, [site_dim])
@@ -83,7 +93,6 @@ class SiteAttention(nn.Module):
         pairs: torch.Tensor,
         neighbor_site: torch.Tensor,
         pair_mask: torch.Tensor,
-        update_pairs: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Update site and bond features.
 
@@ -94,16 +103,16 @@ class SiteAttention(nn.Module):
         neighbor_site : long tensor of shape (B, J)
         pair_mask : bool tensor of shape (B, P, J)
             True for bonds that may be attended to.
-        update_pairs : bool, default=True
-            Compute the new bond features (the last block can skip them).
 
         Returns
         -------
         sites : tensor of shape (B, P, site_dim)
-        pairs : tensor of shape (B, P, J, pair_dim)
+        pairs : tensor of shape (B, P, J, pair_dim), or None
+            None when the block was built with ``update_pairs=False``.
         weights : tensor of shape (B, P, J, n_heads)
             Attention weights (0 on masked bonds).
         """
+        update_pairs = self.update_pairs
         widths = self.widths if update_pairs else self.widths[:2]
         hidden = self.first(sites, pairs, neighbor_site, n_out=sum(widths))
         outputs = [
@@ -115,3 +124,46 @@ class SiteAttention(nn.Module):
         values = self.values(value_in).unflatten(-1, (self.n_heads, self.head_dim))
         pooled = torch.einsum("bpjh,bpjhd->bphd", weights.to(values.dtype), values)
         return self.site_update(pooled.flatten(-2)), pair_out, weights
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # weights saved before update_pairs=False dropped the unused bond normalization
+        if not self.update_pairs:
+            for key in LEGACY_PAIR_NORM:
+                state_dict.pop(prefix + key, None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+#: Parameters of a block with ``update_pairs=False`` in weights saved before that
+#: option existed (the unused bond normalization), after ``first_norms.1.bias``.
+LEGACY_PAIR_NORM = ("first_norms.2.weight", "first_norms.2.bias")
+
+
+def legacy_parameter_names(module: nn.Module) -> list[str]:
+    """Parameter names of ``module`` as they were before the unused bond norm went.
+
+    ``named_parameters()`` of a module built by an older skdim: the names of
+    today's, with :data:`LEGACY_PAIR_NORM` back in each block that has
+    ``update_pairs=False``. Used to map an optimizer state saved then (a
+    checkpoint of a run in progress) onto today's parameters.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Any module holding :class:`SiteAttention` blocks.
+
+    Returns
+    -------
+    list of str
+    """
+    pairless = {
+        name + "." if name else ""
+        for name, block in module.named_modules()
+        if isinstance(block, SiteAttention) and not block.update_pairs
+    }
+    names = []
+    for name, _ in module.named_parameters():
+        names.append(name)
+        prefix = name.removesuffix("first_norms.1.bias")
+        if prefix != name and prefix in pairless:
+            names += [prefix + key for key in LEGACY_PAIR_NORM]
+    return names

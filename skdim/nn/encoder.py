@@ -198,9 +198,15 @@ class SiteNetEncoder(nn.Module):
         self.pair_in = MLP(n_pair_features, [pair_dim])
         self.blocks = nn.ModuleList(
             SiteAttention(
-                site_dim, pair_dim, n_heads, site_dim_per_head, attention_hidden, value_hidden
+                site_dim,
+                pair_dim,
+                n_heads,
+                site_dim_per_head,
+                attention_hidden,
+                value_hidden,
+                update_pairs=k < n_blocks - 1,  # the last block's bond outputs go unused
             )
-            for _ in range(n_blocks)
+            for k in range(n_blocks)
         )
         self.summary_dim = n_blocks * site_dim
         self.bottleneck = nn.Linear(self.summary_dim, local_dim) if local_dim else None
@@ -272,9 +278,8 @@ class SiteNetEncoder(nn.Module):
         if self.distance_cutoff is not None:
             pair_mask = pair_mask & (pair_features[..., 0] <= self.distance_cutoff)
         outputs = []
-        for k, block in enumerate(self.blocks):
-            last = k == len(self.blocks) - 1
-            sites, pairs, _ = block(sites, pairs, neighbor_site, pair_mask, update_pairs=not last)
+        for block in self.blocks:
+            sites, pairs, _ = block(sites, pairs, neighbor_site, pair_mask)
             outputs.append(sites)
         summary = torch.cat(outputs, dim=-1)
         local = self.bottleneck(summary) if self.bottleneck is not None else summary

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from skdim.nn.activation import Mish, mish
-from skdim.nn.layers import MASK_FILL, gather_sites
+from skdim.nn.layers import gather_sites
 
 
 def derangement(n: int, *, random: bool, device: torch.device | None = None) -> torch.Tensor:
@@ -313,8 +313,3 @@ class GradientReversal(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
         return -grad
-
-
-def mask_logits(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Scores with masked entries set to a large negative (finite) value."""
-    return scores.float().masked_fill(~mask, MASK_FILL)

@@ -177,12 +177,6 @@ def masked_pool(x: torch.Tensor, mask: torch.Tensor, mode: str = "mean") -> torc
     raise ValueError(f"pooling must be 'mean' or 'max', got {mode!r}")
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``x`` over entries where ``mask`` is True (any shape)."""
-    mask = mask.to(x.dtype)
-    return (x * mask).sum() / mask.sum().clamp(min=1)
-
-
 class OutputActivation(nn.Module):
     """Output nonlinearity of a regression head.
 
