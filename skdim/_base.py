@@ -11,6 +11,7 @@ wraps skorch's to featurize once, seed the run and resume from a checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from numbers import Integral, Real
@@ -21,7 +22,13 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
-from skorch.callbacks import Checkpoint, EarlyStopping, PassthroughScoring, ProgressBar
+from skorch.callbacks import (
+    Checkpoint,
+    EarlyStopping,
+    GradientNormClipping,
+    PassthroughScoring,
+    ProgressBar,
+)
 from skorch.utils import TeeGenerator, to_device
 from torch.utils.data import DataLoader, Subset
 
@@ -226,15 +233,33 @@ class SiteNetMixin:
         -------
         self
         """
-        self.device = resolve_device(self.device)
+        self.device_ = resolve_device(self.device)
         if self.precision not in _PRECISIONS:
             raise ValueError(
                 f"precision must be one of {list(_PRECISIONS)}, got {self.precision!r}"
             )
-        super().initialize()
-        device_type = torch.device(self.device).type if self.device else "cpu"
+        with self._resolved_device():
+            super().initialize()
+        device_type = torch.device(self.device_).type if self.device_ else "cpu"
         self.grad_scaler_ = torch.amp.GradScaler(device_type, enabled=self.precision == "float16")
         return self
+
+    @contextlib.contextmanager
+    def _resolved_device(self):
+        """Let skorch's own code, which reads ``self.device``, see ``device_``.
+
+        Only ``device="auto"`` differs from its resolution; the parameter is
+        put back on leaving, so ``get_params()`` never shows the change.
+        """
+        requested = self.device
+        if not (isinstance(requested, str) and requested == "auto"):
+            yield
+            return
+        self.device = resolve_device(requested)
+        try:
+            yield
+        finally:
+            self.device = requested
 
     def _build_module(self, settings: dict) -> torch.nn.Module:
         """``self.module`` sized for the featurization, with the fitted feature scaling.
@@ -266,7 +291,8 @@ class SiteNetMixin:
 
     def _autocast(self):
         dtype = _PRECISIONS[self.precision]
-        device_type = torch.device(self.device).type if self.device else "cpu"
+        device = getattr(self, "device_", resolve_device(self.device))
+        device_type = torch.device(device).type if device else "cpu"
         return torch.autocast(device_type, dtype=dtype, enabled=dtype is not None)
 
     def infer(self, x: Any, **fit_params: Any):
@@ -339,7 +365,10 @@ class SiteNetMixin:
                 )
 
     def train_step(self, batch, **fit_params):
-        """One optimizer step with gradient-norm clipping (no closure needed for AdamW).
+        """One optimizer step (no closure needed for AdamW), float16 loss scaling included.
+
+        Gradients are unscaled before ``on_grad_computed``, where the
+        ``gradient_clip`` callback (skorch's GradientNormClipping) clips them.
 
         Parameters
         ----------
@@ -364,9 +393,6 @@ class SiteNetMixin:
             batch=batch,
             training=True,
         )
-        if self.gradient_clip:
-            parameters = [p for _, p in self.get_all_learnable_params()]
-            torch.nn.utils.clip_grad_norm_(parameters, self.gradient_clip)
         for optimizer in optimizers:
             self.grad_scaler_.step(optimizer)
         self.grad_scaler_.update()
@@ -385,6 +411,9 @@ class SiteNetMixin:
             if self.validation_fraction:
                 callbacks.append((f"valid_{name}", PassthroughScoring(name=f"valid_{name}")))
         callbacks.append(("threads", ThreadPolicy()))
+        if self.gradient_clip:
+            clipping = GradientNormClipping(gradient_clip_value=self.gradient_clip)
+            callbacks.append(("gradient_clip", clipping))
         schedule = self._lr_schedule_callback()
         if schedule is not None:
             callbacks.append(("lr_schedule", schedule))
@@ -546,8 +575,12 @@ class SiteNetMixin:
                 check_fingerprint(checkpoint.dirname, current)
             if resumable:
                 self._resume(dataset, checkpoint, **fit_params)
-            else:
-                super().fit(dataset, None, **fit_params)
+            else:  # skorch's fit, with the starting weights set after initialize
+                if not self.warm_start or not self.initialized_:
+                    self.initialize()
+                    self._initial_weights()
+                with self._resolved_device():
+                    self.partial_fit(dataset, None, **fit_params)
         self._check_finite_weights()
         return self
 
@@ -582,7 +615,11 @@ class SiteNetMixin:
             print(f"resuming from {checkpoint.dirname} after {done} of {self.n_epochs_} epochs")
         stopped = len(self.history) and self.history[-1].get("stopped", False)
         if done < self.n_epochs_ and not stopped:
-            self.partial_fit(dataset, None, epochs=self.n_epochs_ - done, **fit_params)
+            with self._resolved_device():
+                self.partial_fit(dataset, None, epochs=self.n_epochs_ - done, **fit_params)
+
+    def _initial_weights(self) -> None:
+        """Set the starting weights of a new fit (a pretrained encoder; none here)."""
 
     def load_params(self, *args: Any, **kwargs: Any) -> None:
         """Load weights, optimizer and history as skorch does, also from older checkpoints.
@@ -611,7 +648,8 @@ class SiteNetMixin:
 
                 handles.append(optimizer.register_load_state_dict_pre_hook(hook))
         try:
-            super().load_params(*args, **kwargs)
+            with self._resolved_device():
+                super().load_params(*args, **kwargs)
         finally:
             for handle in handles:
                 handle.remove()
@@ -669,7 +707,7 @@ class SiteNetMixin:
         outputs = []
         with torch.no_grad(), self._autocast(), thread_policy():
             for batch, _ in loader:
-                outputs.append(forward(to_device(batch, self.device)).float().cpu())
+                outputs.append(forward(to_device(batch, self.device_)).float().cpu())
         result = torch.empty((len(dataset), *outputs[0].shape[1:]))
         result[torch.as_tensor(np.concatenate(batches))] = torch.cat(outputs)
         return result.numpy()

@@ -93,7 +93,10 @@ class SupervisedMixin(SiteNetMixin):
         return getattr(self, "n_outputs_", 1)
 
     def initialize_module(self):
-        """Build SiteNet; load and optionally freeze the pretrained encoder.
+        """Build SiteNet (its encoder frozen with ``freeze_encoder``).
+
+        The pretrained weights are loaded by :meth:`_initial_weights` when a
+        fit starts, not here: a loaded model gets its weights from its file.
 
         Returns
         -------
@@ -111,8 +114,6 @@ class SupervisedMixin(SiteNetMixin):
         if targets is not None:
             module.target_shift.copy_(torch.as_tensor(targets[0]))
             module.target_scale.copy_(torch.as_tensor(targets[1]))
-        if self.pretrained is not None and not getattr(self, "restoring_", False):
-            _load_encoder(module, PretrainedSource(self.pretrained).encoder_state())
         if self.freeze_encoder:
             module.encoder.requires_grad_(False)
         self.module_ = module
@@ -137,18 +138,11 @@ class SupervisedMixin(SiteNetMixin):
     def _restore_fitted(self, state: dict) -> None:
         super()._restore_fitted(state)
         self.architecture_ = dict(state["architecture"])
-        self.restoring_ = True  # weights come from the saved file, not `pretrained`
 
-    def initialize(self):
-        """Build the net (see skorch); a restored model skips loading ``pretrained``.
-
-        Returns
-        -------
-        self
-        """
-        super().initialize()
-        self.restoring_ = False
-        return self
+    def _initial_weights(self) -> None:
+        """A new fit starts from the pretrained encoder, if there is one."""
+        if self.pretrained is not None:
+            _load_encoder(self.module_, PretrainedSource(self.pretrained).encoder_state())
 
 
 def _load_encoder(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:

@@ -54,7 +54,7 @@ class DistributedDIMPretrainer(AccelerateMixin, DIMPretrainer):
         As in DIMPretrainer.
     accelerator : accelerate.Accelerator or None, default=None
         None creates one with :func:`make_accelerator` when the net is fitted
-        (and keeps it in this parameter), its mixed precision taken from
+        (kept in ``accelerator_``; the parameter stays None), its mixed precision taken from
         ``precision``; "float32" leaves it to the launcher (``accelerate
         launch --mixed_precision bf16``). For other settings pass
         ``make_accelerator(gradient_accumulation_steps=4, ...)``; its mixed
@@ -120,19 +120,55 @@ class DistributedDIMPretrainer(AccelerateMixin, DIMPretrainer):
         )
 
     # ------------------------------------------------------------ set-up
+    @property
+    def accelerator(self) -> Accelerator | None:
+        """The accelerator in use: the parameter, else the one created at fit (``accelerator_``).
+
+        skorch's AccelerateMixin reads ``self.accelerator``; the parameter
+        itself stays as given (``get_params`` returns it), so that cloning the
+        estimator or checking its settings never sees the created one.
+        """
+        given = self.__dict__.get("_accelerator")
+        return given if given is not None else self.__dict__.get("accelerator_")
+
+    @accelerator.setter
+    def accelerator(self, value: Accelerator | None) -> None:
+        self.__dict__["_accelerator"] = value
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Parameters as given (``accelerator`` None unless one was passed).
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            As in scikit-learn.
+
+        Returns
+        -------
+        dict
+        """
+        params = super().get_params(deep=deep)
+        params["accelerator"] = self.__dict__.get("_accelerator")
+        return params
+
     def _ensure_accelerator(self) -> Accelerator:
         """The accelerator; one from :func:`make_accelerator` if none was given."""
         if self.precision not in _MIXED_PRECISION:
             raise ValueError(f"precision must be one of {list(_MIXED_PRECISION)}")
         wanted = _MIXED_PRECISION[self.precision]
         if self.accelerator is None:
-            self.accelerator = make_accelerator(mixed_precision=wanted)
+            self.accelerator_ = make_accelerator(mixed_precision=wanted)
         if wanted is not None and self.accelerator.mixed_precision != wanted:
             raise ValueError(
                 f"precision={self.precision!r} but the accelerator's mixed precision is "
                 f"{self.accelerator.mixed_precision!r}; set it on the Accelerator"
             )
         return self.accelerator
+
+    def _validate_params(self) -> None:
+        # AccelerateMixin's check reads the accelerator: create it first
+        self._ensure_accelerator()
+        super()._validate_params()
 
     def _seed(self) -> int:
         """The run's seed, the same on every rank (rank 0's when random_state is None)."""
@@ -155,6 +191,7 @@ class DistributedDIMPretrainer(AccelerateMixin, DIMPretrainer):
         """
         self._ensure_accelerator()
         super().initialize()
+        self.device_ = self.accelerator.device  # where inference moves its batches
         rank = self.accelerator.process_index
         torch.manual_seed(int(np.random.SeedSequence([self._seed(), rank]).generate_state(1)[0]))
         return self
@@ -175,19 +212,26 @@ class DistributedDIMPretrainer(AccelerateMixin, DIMPretrainer):
     def _initialize_callbacks(self):
         # skorch's "auto" sink is accelerator.print, and PrintLog ignores verbose
         # for any sink other than print: use print on the main process, else nothing
+        super()._initialize_callbacks()
         if self.callbacks__print_log__sink == "auto" and self.accelerator is not None:
             main = self.accelerator.is_main_process
-            self.callbacks__print_log__sink = print if main else _silent
-        return super()._initialize_callbacks()
+            for name, callback in self.callbacks_:
+                if name == "print_log":
+                    callback.sink = print if main else _silent
+        return self
 
     def get_default_callbacks(self):
         """DIMPretrainer's callbacks; progress bars on the main process only.
+
+        Gradients are clipped in :meth:`train_step` (by the accelerator, on
+        the steps that synchronize them), not by a callback.
 
         Returns
         -------
         list of (str, Callback)
         """
         callbacks = super().get_default_callbacks()
+        callbacks = [(n, cb) for n, cb in callbacks if n != "gradient_clip"]  # train_step clips
         if self.accelerator is not None and not self.accelerator.is_main_process:
             callbacks = [(name, cb) for name, cb in callbacks if name != "progress_bar"]
         return callbacks
@@ -272,48 +316,6 @@ class DistributedDIMPretrainer(AccelerateMixin, DIMPretrainer):
         if self.accelerator is None:
             return contextlib.nullcontext()
         return self.accelerator.autocast()
-
-    @contextlib.contextmanager
-    def _on_device(self):
-        """Let the inference code move batches to the accelerator's device."""
-        device = self.device
-        self.device = self.accelerator.device if self.accelerator is not None else device
-        try:
-            yield
-        finally:
-            self.device = device
-
-    def transform(self, X: Any) -> np.ndarray:
-        """Crystal embeddings (computed in full on every rank).
-
-        Parameters
-        ----------
-        X : structures, featurized inputs or a dataset
-            As in :meth:`DIMPretrainer.transform`.
-
-        Returns
-        -------
-        ndarray of shape (n_structures, d), float32
-        """
-        with self._on_device():
-            return super().transform(X)
-
-    def score(self, X: Any, y: Any = None) -> float:
-        """Negative DIM loss on X (computed in full on every rank).
-
-        Parameters
-        ----------
-        X : structures, featurized inputs or a dataset
-            As in :meth:`DIMPretrainer.score`.
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        float
-        """
-        with self._on_device():
-            return super().score(X, y)
 
     # ------------------------------------------------------- persistence
     def to_pretrainer(self) -> DIMPretrainer:

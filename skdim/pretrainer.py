@@ -367,7 +367,7 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         total, count = 0.0, 0
         with torch.no_grad(), self._autocast():
             for batch, _ in loader:
-                scores = self.module_(**to_device(batch, self.device))[1]
+                scores = self.module_(**to_device(batch, self.device_))[1]
                 size = len(batch["site_mask"])
                 total += float(self.criterion_(scores)["loss"]) * size
                 count += size

@@ -8,6 +8,7 @@ structures below.
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import FAST
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
@@ -140,3 +141,44 @@ def test_column_transformer(small, fitted_pretrainer):
     features = transformer.fit_transform(frame)
     assert features.shape == (len(structures), 129)
     assert transformer.get_feature_names_out()[0] == "emb__dim0"
+
+
+def _same(a, b) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # arrays and the like: compare as arrays
+        return bool(np.array_equal(a, b))
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda c: c.__name__)
+def test_fit_leaves_constructor_parameters_alone(small, tmp_path, estimator):
+    """fit resolves device="auto" and the rest into fitted attributes, never into parameters."""
+    structures, labels = small
+    X = structures.iloc[:16]
+    y = labels["e_form_per_atom"].to_numpy()[:16]
+    options = {**FAST, "device": "auto", "checkpoint_dir": str(tmp_path), "gradient_clip": 1.0}
+    if estimator is SiteNetClassifier:
+        y = np.where(y > np.median(y), "high", "low")
+    model = estimator(**options)
+    before = model.get_params(deep=False)
+    model.fit(X, None if estimator is DIMPretrainer else y)
+    after = model.get_params(deep=False)
+    assert set(after) == set(before)
+    changed = [name for name in before if not _same(before[name], after[name])]
+    assert changed == []
+    assert model.device == "auto" and model.device_ in ("cpu", "cuda")
+
+
+def test_fine_tuning_leaves_constructor_parameters_alone(small, fitted_pretrainer, tmp_path):
+    fitted_pretrainer.save(tmp_path / "dim")
+    structures, labels = small
+    model = SiteNetRegressor(**FAST, pretrained=str(tmp_path / "dim"), freeze_encoder=True)
+    before = model.get_params(deep=False)
+    model.fit(structures.iloc[:16], labels["e_form_per_atom"].to_numpy()[:16])
+    after = model.get_params(deep=False)
+    assert [name for name in before if not _same(before[name], after[name])] == []
+    encoder = fitted_pretrainer.module_.encoder.state_dict()
+    tuned = model.module_.encoder.state_dict()
+    assert all(torch.equal(v.cpu(), tuned[k].cpu()) for k, v in encoder.items())  # frozen
