@@ -24,7 +24,10 @@ def seeds_fixed():
 def data_home() -> Path:
     path = Path(os.environ["SKDIM_DATA"])
     if not path.is_dir():
-        pytest.skip(f"shared data not found at {path}")
+        message = f"shared data not found at {path} (set SKDIM_DATA)"
+        if os.environ.get("CI", "").lower() == "true":  # in CI, missing data is a failure
+            pytest.fail(message + "; CI=true: the data tests must run", pytrace=False)
+        pytest.skip(message)
     return path
 
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import FAST
 from sklearn.exceptions import NotFittedError
 
@@ -128,6 +129,11 @@ def test_checkpoint_resume(small, tmp_path):
     resumed = DIMPretrainer(**{**options, "max_epochs": 3}).fit(structures)
     assert len(resumed.history) == 3  # one loaded, two trained
     assert (tmp_path / "run" / "params.pt").is_file()
+    # the resumed run continued from the saved weights: it ends where an uninterrupted one does
+    whole = DIMPretrainer(**{**FAST, "max_epochs": 3}).fit(structures)
+    expected, found = whole.module_.state_dict(), resumed.module_.state_dict()
+    assert all(torch.equal(expected[k], found[k]) for k in expected)
+    assert resumed.history[:, "train_loss"] == whole.history[:, "train_loss"]
 
 
 def test_early_stopping_needs_validation(small):
@@ -135,7 +141,16 @@ def test_early_stopping_needs_validation(small):
     with pytest.raises(ValueError, match="validation_fraction"):
         DIMPretrainer(**{**FAST, "early_stopping": 2, "validation_fraction": None}).fit(structures)
     model = DIMPretrainer(**{**FAST, "early_stopping": 1, "max_epochs": 6}).fit(structures)
-    assert 1 <= len(model.history) <= 6
+    losses = model.history[:, "valid_loss"]
+    # skorch's rule (relative threshold 1e-4): an epoch improves on the best so far
+    improved = [loss < min(losses[:i]) * (1 - 1e-4) for i, loss in enumerate(losses) if i]
+    assert all(improved[:-1])  # training went on while the validation loss improved
+    assert len(losses) == 6 or not improved[-1]  # and stopped at the first epoch that did not
+    # load_best: the weights are those of the best epoch
+    best = int(np.argmin(losses)) + 1
+    at_best = DIMPretrainer(**{**FAST, "max_epochs": best}).fit(structures)
+    expected, found = at_best.module_.state_dict(), model.module_.state_dict()
+    assert all(torch.equal(expected[k], found[k]) for k in expected)
 
 
 def test_global_embedding_option(small, fitted_pretrainer):

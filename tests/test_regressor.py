@@ -6,6 +6,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 
 from skdim import DIMPretrainer, SiteNetClassifier, SiteNetRegressor
+from skdim.nn.losses import REGRESSION_LOSSES
 
 
 def test_fit_predict(small, fitted_regressor):
@@ -37,6 +38,13 @@ def test_losses_and_outputs(small, loss, output):
     structures, labels = small
     model = SiteNetRegressor(**{**FAST, "max_epochs": 1}, loss=loss, output=output)
     predictions = model.fit(structures, labels["band_gap"]).predict(structures)
+    assert predictions.shape == (len(structures),) and np.isfinite(predictions).all()
+    assert type(model.criterion_) is REGRESSION_LOSSES[loss]  # the named loss is what trained
+    assert model.module_.output.kind == output
+    raw = torch.linspace(-3, 3, 7)
+    expected = {"identity": raw, "softplus": torch.nn.functional.softplus(raw)}
+    expected["trelu"] = raw.clamp(min=0)
+    assert torch.allclose(model.module_.output(raw), expected[output])
     if output != "identity":
         assert (predictions >= 0).all()
 
