@@ -242,7 +242,7 @@ SCALING_API = [
     (
         "skdim.distributed",
         "multi-GPU pretraining",
-        ["DistributedDIMPretrainer", "make_accelerator", "main"],
+        ["DistributedDIMPretrainer", "make_accelerator"],
     ),
 ]
 
