@@ -4,24 +4,23 @@ Structures in, pair-budget batches, seeding, mixed precision, gradient
 clipping, checkpoint/resume and size-sorted inference.
 
 Only skorch's documented hooks are overridden (``get_dataset``,
-``get_split_datasets``, ``get_iterator``, ``infer``, ``train_step``,
-``train_step_single``, ``initialize``, ``get_default_callbacks``); ``fit``
-wraps skorch's to featurize once, seed the run and resume from a checkpoint.
+``get_split_datasets``, ``get_iterator`` in :mod:`skdim._data_hooks`;
+``infer``, ``train_step``, ``train_step_single``, ``initialize``,
+``get_default_callbacks`` here); ``fit`` wraps skorch's to featurize once, seed
+the run and resume from a checkpoint. Parameter constraints are in
+:mod:`skdim._params`, inference in :mod:`skdim._inference`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import warnings
-from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils._param_validation import StrOptions, validate_parameter_constraints
 from skorch.callbacks import (
     Checkpoint,
     EarlyStopping,
@@ -29,75 +28,33 @@ from skorch.callbacks import (
     PassthroughScoring,
     ProgressBar,
 )
-from skorch.utils import TeeGenerator, to_device
-from torch.utils.data import DataLoader, Subset
+from skorch.utils import TeeGenerator
 
 from skdim._checkpoint import (
     RandomStateCheckpoint,
     check_fingerprint,
     fingerprint,
+    make_checkpoint,
     restore_random_state,
     upgrade_optimizer_state,
 )
-from skdim._inputs import as_structures, is_featurized, is_torch_dataset
-from skdim._schedule import CosineSchedule, PlateauSchedule, auto_steps
+from skdim._data_hooks import DataHooksMixin
+from skdim._inference import forward_sorted
+from skdim._params import PRECISIONS, SHARED_CONSTRAINTS, resolve_device
+from skdim._schedule import CosineSchedule, PlateauSchedule
 from skdim._threads import ThreadPolicy, thread_policy
 from skdim.data import (
-    PairBudgetBatchSampler,
     SiteNetDataset,
-    collate_sitenet,
     feature_scaling,
-    item_sizes,
 )
-from skdim.featurize import DEFAULT_SITE_PROPERTIES, featurize
 from skdim.persistence import load_estimator, save_estimator
 
-FEATURIZATION_DEFAULTS = {
-    "max_atoms": 50,
-    "supercell": "cubic",
-    "site_properties": DEFAULT_SITE_PROPERTIES,
-    "pair_features": ("distance",),
-    "max_sites": 500,
-}
-_PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _Estimator = TypeVar("_Estimator", bound="SiteNetMixin")
 
-_POSITIVE_INT = Interval(Integral, 1, None, closed="left")
-#: Constraints of the parameters every skdim estimator has (scikit-learn's
-#: ``_parameter_constraints`` format; skorch's own parameters are not listed).
-SHARED_CONSTRAINTS: dict[str, list] = {
-    "max_atoms": [_POSITIVE_INT, None],
-    "supercell": [StrOptions({"cubic", "primitive"}), None],
-    "site_properties": ["array-like", None],
-    "pair_features": ["array-like", None],
-    "max_sites": [_POSITIVE_INT, None],
-    "lr": [Interval(Real, 0, None, closed="left")],  # 0: weights stay as they are
-    "max_epochs": [_POSITIVE_INT, None],
-    "batch_pairs": [_POSITIVE_INT],
-    "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
-    "early_stopping": [_POSITIVE_INT, None],
-    "checkpoint_dir": [str, os.PathLike, None],
-    "device": [str, torch.device, None],
-    "precision": [StrOptions(set(_PRECISIONS))],
-    "gradient_clip": [Interval(Real, 0, None, closed="left"), None],
-    "random_state": ["random_state"],
-    "n_jobs": [Integral, None],
-    "verbose": ["verbose"],
-}
 
-
-def resolve_device(device: str | torch.device | None) -> str | torch.device | None:
-    """'auto' becomes 'cuda' when a GPU is available, else 'cpu'."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-class SiteNetMixin:
+class SiteNetMixin(DataHooksMixin):
     """skorch hooks shared by DIMPretrainer, SiteNetRegressor and SiteNetClassifier."""
 
-    #: Fewest crystals per training batch (DIM needs two to draw negatives).
-    _min_crystals = 1
     #: Learning-rate schedules besides "constant" (see skdim._schedule).
     _schedules: tuple[str, ...] = ("cosine",)
     #: Names of batch-level values that get_loss records, averaged per epoch.
@@ -109,116 +66,6 @@ class SiteNetMixin:
     }
     #: Attributes that only a fitted (or loaded) estimator has.
     _fitted_attributes: tuple[str, ...] = ("module_",)
-
-    # ----------------------------------------------------------------- data
-    def _featurization_base(self) -> dict:
-        """Featurization settings used where the estimator's own are None."""
-        return FEATURIZATION_DEFAULTS
-
-    def _resolve_featurization(self) -> dict:
-        base = self._featurization_base()
-        settings = {}
-        for name in FEATURIZATION_DEFAULTS:
-            value = getattr(self, name)
-            settings[name] = base[name] if value is None else value
-        settings["site_properties"] = tuple(settings["site_properties"])
-        settings["pair_features"] = tuple(settings["pair_features"])
-        return settings
-
-    def get_dataset(self, X: Any, y: Any = None) -> SiteNetDataset:
-        """Featurize structures (or wrap featurized inputs) into a SiteNetDataset.
-
-        Parameters
-        ----------
-        X : sequence of Structure, featurized inputs, or a torch Dataset
-            A torch Dataset (a :class:`~skdim.data.SiteNetDataset`, or one
-            that streams from disk) is returned unchanged.
-        y : array-like or None, default=None
-            Targets.
-
-        Returns
-        -------
-        SiteNetDataset
-        """
-        settings = getattr(self, "featurization_", None) or self._resolve_featurization()
-        if is_torch_dataset(X):
-            stored = getattr(X, "featurization", None)  # an on-disk store knows its settings
-            if stored is not None and dict(stored) != dict(settings):
-                raise ValueError(
-                    f"the dataset was featurized with {dict(stored)}, but this estimator uses "
-                    f"{dict(settings)}; pass them: Estimator(**store.featurization)"
-                )
-            return X
-        items, _ = as_structures(X)
-        if is_featurized(items):
-            inputs = list(items.tolist() if hasattr(items, "iloc") else items)
-            _check_featurized(inputs, settings)
-        else:
-            inputs = featurize(items, n_jobs=self.n_jobs, progress=self.verbose > 1, **settings)
-        return SiteNetDataset(inputs, y)
-
-    def get_split_datasets(self, X: Any, y: Any = None, **fit_params: Any):
-        """Seeded random validation split of ``validation_fraction`` of the data.
-
-        Parameters
-        ----------
-        X : sequence of Structure, featurized inputs, or a torch Dataset
-            Training data.
-        y : array-like or None, default=None
-            Targets.
-        **fit_params : dict
-            Unused (skorch's signature).
-
-        Returns
-        -------
-        dataset_train : Dataset
-        dataset_valid : Dataset or None
-            None when ``validation_fraction`` is 0 or None.
-        """
-        dataset = self.get_dataset(X, y)
-        if not self.validation_fraction:
-            return dataset, None
-        n = len(dataset)
-        n_valid = int(round(self.validation_fraction * n))
-        n_valid = min(max(n_valid, self._min_crystals), n - self._min_crystals)
-        if n_valid < self._min_crystals:
-            raise ValueError(f"{n} structures are too few for a validation split")
-        order = np.random.default_rng(self._seed()).permutation(n)
-        return Subset(dataset, np.sort(order[n_valid:])), Subset(dataset, np.sort(order[:n_valid]))
-
-    def get_iterator(self, dataset, training: bool = False) -> DataLoader:
-        """DataLoader with pair-budget batches (shuffled and size-bucketed in training).
-
-        Parameters
-        ----------
-        dataset : Dataset
-            Items that :func:`~skdim.data.collate_sitenet` can batch.
-        training : bool, default=False
-            Shuffle the batches (with the estimator's seeded generator) and
-            use the ``iterator_train__*`` options, else ``iterator_valid__*``.
-
-        Returns
-        -------
-        torch.utils.data.DataLoader
-            Batches are limited by ``batch_pairs`` (see
-            :class:`~skdim.data.PairBudgetBatchSampler`); ``batch_size`` and
-            ``shuffle`` options are ignored.
-        """
-        n_sites, n_neighbors = item_sizes(dataset)
-        if training and getattr(self, "sampler_rng_", None) is None:
-            self.sampler_rng_ = np.random.default_rng(self._seed())
-        sampler = PairBudgetBatchSampler(
-            n_sites,
-            n_neighbors,
-            self.batch_pairs,
-            shuffle=training,
-            min_crystals=self._min_crystals,
-            random_state=self.sampler_rng_ if training else None,
-        )
-        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
-        kwargs.pop("batch_size", None)
-        kwargs.pop("shuffle", None)
-        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_sitenet, **kwargs)
 
     # ------------------------------------------------------------- training
     def _seed(self) -> int:
@@ -234,9 +81,9 @@ class SiteNetMixin:
         self
         """
         self.device_ = resolve_device(self.device)
-        if self.precision not in _PRECISIONS:
+        if self.precision not in PRECISIONS:
             raise ValueError(
-                f"precision must be one of {list(_PRECISIONS)}, got {self.precision!r}"
+                f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}"
             )
         with self._resolved_device():
             super().initialize()
@@ -290,7 +137,7 @@ class SiteNetMixin:
         return module
 
     def _autocast(self):
-        dtype = _PRECISIONS[self.precision]
+        dtype = PRECISIONS[self.precision]
         device = getattr(self, "device_", resolve_device(self.device))
         device_type = torch.device(device).type if device else "cpu"
         return torch.autocast(device_type, dtype=dtype, enabled=dtype is not None)
@@ -462,31 +309,6 @@ class SiteNetMixin:
             caller_name=type(self).__name__,
         )
 
-    def _planned_epochs(self, dataset) -> int:
-        """Epochs of this fit: ``max_epochs`` if set, else ``max_steps`` in whole epochs.
-
-        Also sets ``steps_per_epoch_`` and ``total_steps_`` (what the cosine
-        schedule decays over).
-        """
-        train, _ = self.get_split_datasets(dataset)
-        n_sites, n_neighbors = item_sizes(train)
-        sampler = PairBudgetBatchSampler(
-            n_sites,
-            n_neighbors,
-            self.batch_pairs,
-            shuffle=True,
-            min_crystals=self._min_crystals,
-            random_state=self._seed(),
-        )
-        self.steps_per_epoch_ = len(sampler)
-        epochs = self.max_epochs
-        if epochs is None:
-            steps = getattr(self, "max_steps", "auto")
-            steps = auto_steps(len(train)) if steps == "auto" else int(steps)
-            epochs = max(1, int(round(steps / self.steps_per_epoch_)))
-        self.total_steps_ = epochs * self.steps_per_epoch_
-        return epochs
-
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """Run skorch's training loop, for the planned number of epochs by default.
 
@@ -515,17 +337,7 @@ class SiteNetMixin:
             self.history.record_batch(prefix + name, float(values[name]))
 
     def _checkpoint(self) -> Checkpoint | None:
-        if self.checkpoint_dir is None:
-            return None
-        return Checkpoint(
-            monitor=None,  # every epoch
-            f_params="params.pt",
-            f_optimizer="optimizer.pt",
-            f_criterion=None,
-            f_history="history.json",
-            f_pickle=None,
-            dirname=str(self.checkpoint_dir),
-        )
+        return None if self.checkpoint_dir is None else make_checkpoint(self.checkpoint_dir)
 
     def _prepare_fit(self, dataset: SiteNetDataset) -> None:
         """Fitted state needed before the module is built (overridden by subclasses)."""
@@ -583,28 +395,6 @@ class SiteNetMixin:
                     self.partial_fit(dataset, None, **fit_params)
         self._check_finite_weights()
         return self
-
-    def _warn_oversized(self, dataset) -> None:
-        """Warn once when a crystal alone has more pairs (P x J) than ``batch_pairs``.
-
-        Such a crystal gets a batch of its own, larger than the memory budget.
-        """
-        n_sites, n_neighbors = item_sizes(dataset)
-        pairs = n_sites * n_neighbors
-        largest = int(pairs.argmax())
-        if pairs[largest] > self.batch_pairs:
-            n_over = int((pairs > self.batch_pairs).sum())
-            warnings.warn(
-                f"{n_over} structure(s) exceed batch_pairs={self.batch_pairs} on their own "
-                f"and get a batch of their own, over the memory budget: the largest is "
-                f"X[{largest}] with {int(pairs[largest])} pairs "
-                f"({int(n_sites[largest])} sites x {int(n_neighbors[largest])} neighbors); "
-                "raise batch_pairs, lower max_atoms or drop the structure",
-                stacklevel=3,
-            )
-
-    def _fit_dataset(self, X: Any, y: Any) -> SiteNetDataset:
-        return self.get_dataset(X, y)
 
     def _resume(self, dataset, checkpoint: Checkpoint, **fit_params: Any) -> None:
         self.initialize()
@@ -692,25 +482,8 @@ class SiteNetMixin:
 
     # ------------------------------------------------------------ inference
     def _forward_sorted(self, X: Any, forward) -> np.ndarray:
-        """Apply ``forward(batch_dict) -> tensor`` to X in size-sorted batches.
-
-        Sorting by size keeps padding small; rows are returned in input order.
-        """
-        self.check_is_fitted(list(self._fitted_attributes))
-        dataset = self.get_dataset(X)
-        n_sites, n_neighbors = item_sizes(dataset)
-        order = np.lexsort((n_sites, n_neighbors))
-        sampler = PairBudgetBatchSampler(n_sites[order], n_neighbors[order], self.batch_pairs)
-        batches = [order[b].tolist() for b in sampler]
-        loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate_sitenet)
-        self.module_.eval()
-        outputs = []
-        with torch.no_grad(), self._autocast(), thread_policy():
-            for batch, _ in loader:
-                outputs.append(forward(to_device(batch, self.device_)).float().cpu())
-        result = torch.empty((len(dataset), *outputs[0].shape[1:]))
-        result[torch.as_tensor(np.concatenate(batches))] = torch.cat(outputs)
-        return result.numpy()
+        """Apply ``forward(batch_dict) -> tensor`` to X in size-sorted batches (input order)."""
+        return forward_sorted(self, X, forward)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -718,31 +491,3 @@ class SiteNetMixin:
         tags.requires_fit = True
         tags.non_deterministic = str(resolve_device(self.device)) != "cpu"
         return tags
-
-
-def _check_featurized(inputs: list, settings: dict) -> None:
-    """Refuse featurized inputs that another featurization produced.
-
-    SiteNetInput does not record its settings: this checks the feature widths
-    and what the supercell size reveals. A supercell of several images holds
-    at most ``max_atoms`` atoms, so one with more was built with a larger
-    ``max_atoms`` (a smaller one cannot be told from the input alone), and
-    ``supercell="primitive"`` never has more than one image.
-    """
-    n_site, n_pair = len(settings["site_properties"]), len(settings["pair_features"])
-    max_atoms, supercell = settings["max_atoms"], settings["supercell"]
-    for index, x in enumerate(inputs):
-        if x.site_features.shape[1] != n_site or x.pair_features.shape[-1] != n_pair:
-            raise ValueError(
-                f"featurized X[{index}] has {x.site_features.shape[1]} site features and "
-                f"{x.pair_features.shape[-1]} pair channels; this estimator expects "
-                f"{n_site} and {n_pair} (site_properties, pair_features)"
-            )
-        if x.n_images > 1 and (supercell == "primitive" or x.n_neighbors > max_atoms):
-            raise ValueError(
-                f"featurized X[{index}] has a supercell of {x.n_images} cells and "
-                f"{x.n_neighbors} atoms, which this estimator's featurization "
-                f"(max_atoms={max_atoms}, supercell={supercell!r}) never builds: it was "
-                "featurized with other settings; featurize with the estimator's "
-                "max_atoms and supercell"
-            )

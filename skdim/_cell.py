@@ -226,7 +226,7 @@ def find_primitive(
     # snapping removes the noise that the matching tolerance lets through.
     shifts = np.round(shifts[valid] * n_cells) / n_cells
     basis = _shortest_basis(np.vstack([shifts, np.eye(3)]), lattice)
-    if basis is None or not np.isclose(abs(_det_rows(basis.tolist())), 1 / n_cells, rtol=1e-3):
+    if basis is None or not np.isclose(abs(det3(basis.tolist())), 1 / n_cells, rtol=1e-3):
         raise ArithmeticError("inconsistent lattice translations")
     representative = np.minimum(np.arange(len(frac)), perms.min(axis=0))
     keep = np.flatnonzero(representative == np.arange(len(frac)))
@@ -265,7 +265,7 @@ def _shortest_basis(vectors: np.ndarray, lattice: np.ndarray) -> np.ndarray | No
         chosen.append(idx)
         if len(chosen) == 3:
             basis = candidates[chosen]
-            return basis if _det_rows(basis.tolist()) > 0 else -basis
+            return basis if det3(basis.tolist()) > 0 else -basis
     return None
 
 
@@ -273,5 +273,7 @@ def _cross(u, v):
     return [u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]]
 
 
-def _det_rows(m):
-    return _dot(_cross(m[0], m[1]), m[2])
+def det3(m) -> float:
+    """Determinant of a 3x3 matrix given as nested lists (np.linalg is slow on tiny arrays)."""
+    (a, b, c), (d, e, f), (g, h, i) = m
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, Checkpoint
 
 from skdim.nn.attention import legacy_parameter_names
 
@@ -27,6 +27,7 @@ __all__ = [
     "RandomStateCheckpoint",
     "check_fingerprint",
     "fingerprint",
+    "make_checkpoint",
     "restore_random_state",
     "upgrade_optimizer_state",
 ]
@@ -63,6 +64,19 @@ class RandomStateCheckpoint(Callback):
         temporary = path / (RANDOM_STATE_FILE + ".tmp")
         temporary.write_text(json.dumps(state))
         temporary.replace(path / RANDOM_STATE_FILE)
+
+
+def make_checkpoint(dirname: str | Path) -> Checkpoint:
+    """Skorch's Checkpoint writing weights, optimizer and history after every epoch."""
+    return Checkpoint(
+        monitor=None,  # every epoch
+        f_params="params.pt",
+        f_optimizer="optimizer.pt",
+        f_criterion=None,
+        f_history="history.json",
+        f_pickle=None,
+        dirname=str(dirname),
+    )
 
 
 def restore_random_state(net, dirname: str | Path) -> None:

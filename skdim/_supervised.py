@@ -10,7 +10,8 @@ import torch
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from skdim._base import FEATURIZATION_DEFAULTS, SiteNetMixin
+from skdim._base import SiteNetMixin
+from skdim._featurize_settings import FEATURIZATION_DEFAULTS
 from skdim._inputs import align_targets, as_structures, check_targets
 from skdim.nn import PRESETS
 from skdim.persistence import load_state_dict, read_config

@@ -13,7 +13,8 @@ from skorch import NeuralNet
 from skorch.utils import to_device
 from torch.utils.data import DataLoader
 
-from skdim._base import SHARED_CONSTRAINTS, SiteNetMixin
+from skdim._base import SiteNetMixin
+from skdim._params import SHARED_CONSTRAINTS
 from skdim.data import PairBudgetBatchSampler, collate_sitenet, item_sizes
 from skdim.featurize import DEFAULT_SITE_PROPERTIES
 from skdim.nn import PRESETS, DIMLoss, SiteNetDIM

@@ -33,6 +33,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from torch.utils.data import Dataset
 
+from skdim._featurize_settings import check_params as _check_params
 from skdim._shards import (
     FORMAT_VERSION,
     MANIFEST,
@@ -47,7 +48,7 @@ from skdim._shards import (
     write_json,
     write_shard,
 )
-from skdim.featurize import DEFAULT_SITE_PROPERTIES, SiteNetInput, _check_params
+from skdim.featurize import DEFAULT_SITE_PROPERTIES, SiteNetInput
 
 __all__ = ["FeaturizedStore", "featurize_to_store", "iter_csv_texts"]
 

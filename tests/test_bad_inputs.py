@@ -390,12 +390,12 @@ def test_diverged_training_stops_with_the_step(few):
     ],
 )
 def test_parameters_are_checked_when_fit_starts(few, monkeypatch, estimator, param, value):
-    import skdim._base
+    import skdim._data_hooks
 
     def featurize(*args, **kwargs):
         raise AssertionError("featurized before the parameters were checked")
 
-    monkeypatch.setattr(skdim._base, "featurize", featurize)
+    monkeypatch.setattr(skdim._data_hooks, "featurize", featurize)
     # skorch's own parameters and **kwargs have no constraints and pass
     model = estimator(optimizer__weight_decay=0.0, iterator_train__num_workers=0)
     model.set_params(**{param: value})  # accepted here (scikit-learn's convention)
@@ -540,25 +540,25 @@ def test_crystal_over_the_pair_budget_warns_once(few):
 
 
 def test_small_inputs_are_featurized_without_workers(mp100, monkeypatch):
-    import skdim.featurize
+    import skdim._parallel
 
     started = []
-    original = skdim.featurize.Parallel
+    original = skdim._parallel.Parallel
 
     def parallel(n_jobs=None, **kwargs):
         started.append(n_jobs)
         return original(n_jobs=n_jobs, **kwargs)
 
-    monkeypatch.setattr(skdim.featurize, "Parallel", parallel)
+    monkeypatch.setattr(skdim._parallel, "Parallel", parallel)
     structures = mp100[0]
     serial = featurize(structures[:30])
     assert [x.n_neighbors for x in featurize(structures[:30], n_jobs=2)] == [
         x.n_neighbors for x in serial
     ]
     assert started == [1, 1]
-    assert skdim.featurize._n_workers(2, 100) == 1
-    assert skdim.featurize._n_workers(2, 1000) == 2
-    assert skdim.featurize._n_workers(4, 1000) == 2
+    assert skdim._parallel.n_workers(2, 100) == 1
+    assert skdim._parallel.n_workers(2, 1000) == 2
+    assert skdim._parallel.n_workers(4, 1000) == 2
 
 
 def test_partial_occupancy_is_a_vacancy_not_a_full_site():

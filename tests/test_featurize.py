@@ -353,9 +353,9 @@ def test_series_error_names_the_label(nacl):
 
 
 def test_parallel_keeps_order_and_results(structures, capfd, monkeypatch):
-    import skdim.featurize
+    import skdim._parallel
 
-    monkeypatch.setattr(skdim.featurize, "MIN_PER_WORKER", 1)  # start workers for 40
+    monkeypatch.setattr(skdim._parallel, "MIN_PER_WORKER", 1)  # start workers for 40
     chosen = structures[:40]
     serial = featurize(chosen, n_jobs=1)
     parallel = featurize(chosen, n_jobs=2, progress=True)
@@ -430,3 +430,20 @@ def test_niggli_reduction_of_a_cycling_lattice_converges():
         sorted(np.linalg.norm(reduced, axis=1)), sorted(expected.abc), rtol=1e-6
     )
     assert abs(np.linalg.det(reduced)) == pytest.approx(abs(np.linalg.det(lattice)))
+
+
+def test_pymatgen_fallback_is_announced(nacl, monkeypatch):
+    """When skdim's primitive-cell search fails, pymatgen's is used and a warning says so."""
+    import skdim._primitive
+
+    def failing(cell, where=None):
+        raise ArithmeticError("translations disagree")
+
+    expected = featurize_structure(nacl)
+    monkeypatch.setattr(skdim._primitive, "primitive_of", failing)
+    with pytest.warns(skdim._primitive.PrimitiveFallbackWarning, match="structure: .*pymatgen"):
+        found = featurize_structure(nacl)
+    assert found.n_sites == expected.n_sites == 2
+    np.testing.assert_allclose(
+        np.sort(found.distances, axis=1), np.sort(expected.distances, axis=1)
+    )

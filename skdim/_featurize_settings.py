@@ -1,0 +1,77 @@
+"""Featurization settings: their defaults and their validation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skdim._elements import DEFAULT_SITE_PROPERTIES, property_table
+from skdim._pairs import PAIR_FEATURES
+
+#: The featurization settings of the estimators and their defaults (an
+#: estimator's None means: this default, or its pretrained model's setting).
+FEATURIZATION_DEFAULTS = {
+    "max_atoms": 50,
+    "supercell": "cubic",
+    "site_properties": DEFAULT_SITE_PROPERTIES,
+    "pair_features": ("distance",),
+    "max_sites": 500,
+}
+
+
+def check_params(max_atoms, supercell, site_properties, pair_features, max_sites) -> dict:
+    """The settings as featurization uses them (tuples, ints), after checking each.
+
+    Raises
+    ------
+    ValueError
+        Naming the setting and its value.
+    """
+    if not isinstance(max_atoms, (int, np.integer)) or max_atoms < 1:
+        raise ValueError(f"max_atoms must be a positive integer, got {max_atoms!r}")
+    if supercell not in ("cubic", "primitive"):
+        raise ValueError(f"supercell must be 'cubic' or 'primitive', got {supercell!r}")
+    pair_features = tuple(pair_features)
+    if not pair_features or pair_features[0] != "distance":
+        raise ValueError(f"pair_features must start with 'distance', got {pair_features}")
+    unknown = set(pair_features) - set(PAIR_FEATURES)
+    if unknown or len(set(pair_features)) != len(pair_features):
+        raise ValueError(f"pair_features must be distinct names from {PAIR_FEATURES}")
+    if max_sites is not None and max_sites < 1:
+        raise ValueError(f"max_sites must be None or a positive integer, got {max_sites!r}")
+    site_properties = tuple(site_properties)
+    property_table(site_properties)  # raises on unknown names
+    return {
+        "max_atoms": int(max_atoms),
+        "supercell": supercell,
+        "site_properties": site_properties,
+        "pair_features": pair_features,
+        "max_sites": max_sites,
+    }
+
+
+def check_featurized(inputs: list, settings: dict) -> None:
+    """Refuse featurized inputs that another featurization produced.
+
+    SiteNetInput does not record its settings: this checks the feature widths
+    and what the supercell size reveals. A supercell of several images holds
+    at most ``max_atoms`` atoms, so one with more was built with a larger
+    ``max_atoms`` (a smaller one cannot be told from the input alone), and
+    ``supercell="primitive"`` never has more than one image.
+    """
+    n_site, n_pair = len(settings["site_properties"]), len(settings["pair_features"])
+    max_atoms, supercell = settings["max_atoms"], settings["supercell"]
+    for index, x in enumerate(inputs):
+        if x.site_features.shape[1] != n_site or x.pair_features.shape[-1] != n_pair:
+            raise ValueError(
+                f"featurized X[{index}] has {x.site_features.shape[1]} site features and "
+                f"{x.pair_features.shape[-1]} pair channels; this estimator expects "
+                f"{n_site} and {n_pair} (site_properties, pair_features)"
+            )
+        if x.n_images > 1 and (supercell == "primitive" or x.n_neighbors > max_atoms):
+            raise ValueError(
+                f"featurized X[{index}] has a supercell of {x.n_images} cells and "
+                f"{x.n_neighbors} atoms, which this estimator's featurization "
+                f"(max_atoms={max_atoms}, supercell={supercell!r}) never builds: it was "
+                "featurized with other settings; featurize with the estimator's "
+                "max_atoms and supercell"
+            )
