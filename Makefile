@@ -37,7 +37,7 @@ docs: $(VENV)/.installed-docs
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 bench-quick: $(VENV)/.installed
-	$(BIN)/skdim benchmark --quick --cache-dir build/bench-quick/cache \
+	$(BIN)/python benchmarks/label_masking.py --quick --cache-dir build/bench-quick/cache \
 		--out-dir build/bench-quick/results
 
 lint: $(VENV)/.installed

@@ -26,9 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from skdim import DIMPretrainer, SiteNetRegressor
-from skdim.benchmark import (
+from label_masking import (
     PROFILES,
     TASKS,
     _development_ids,
@@ -36,6 +34,8 @@ from skdim.benchmark import (
     _finetune_epochs,
     _pretrained,
 )
+
+from skdim import DIMPretrainer, SiteNetRegressor
 from skdim.datasets import get_data_home, load_featurized, load_structures_csv, save_featurized
 from skdim.featurize import featurize
 
@@ -204,7 +204,7 @@ def write_report(rows: pd.DataFrame, path: Path) -> None:
         "Command: `python benchmarks/finetune_study.py --task {gap,eform} --ns 250 50 "
         "--seeds 0 1 --variants ...` after `skdim benchmark --full` built its cache.  ",
         "Scored on 400 training-fold structures that are neither labelled nor pretrained on"
-        " (`skdim.benchmark._development_ids`); the labelled subsets are the benchmark's own.  ",
+        " (`label_masking._development_ids`); the labelled subsets are the benchmark's own.  ",
         "Median development MAE over seeds (number of seeds in brackets), and the median over"
         " the same seeds of the change against `scratch_fixed` (negative: better than scratch).",
         "",

@@ -52,7 +52,7 @@ def _fold0_train_ids(data: Path) -> list[str]:
 
 def _eform_test_ids(data: Path) -> list[str]:
     """The mp36k test split of the label-masking benchmark (seeded 80/20, seed 0)."""
-    from skdim.benchmark import _train_test_ids
+    from label_masking import _train_test_ids
 
     _, test = _train_test_ids("eform", data, np.random.default_rng(0))
     return sorted(test.tolist())

@@ -4,7 +4,7 @@ Every Site-Net variant is fitted on the label-masking benchmark's own labelled
 subsets (full profile: N = 50, 100, 250, 1000 from a fixed pool of the training
 fold, seeds 0, 1, 2) and scored on the *development* split: training-fold
 structures that are neither labelled nor in the benchmark's pretraining set
-(``skdim.benchmark._development_ids``). The benchmark's test set is never
+(``label_masking._development_ids``). The benchmark's test set is never
 loaded. The variants differ only in the training recipe (budget in optimizer
 steps, learning-rate schedule, learning rate, weight decay); the chosen recipe
 is the default of :class:`skdim.SiteNetRegressor` (user guide, "Training
@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from label_masking import PROFILES, TASKS, _development_ids, _finetune_epochs, _task_split
 
 from skdim import SiteNetRegressor
-from skdim.benchmark import PROFILES, TASKS, _development_ids, _finetune_epochs, _task_split
 from skdim.datasets import get_data_home, load_featurized, load_structures_csv, save_featurized
 from skdim.featurize import featurize
 
@@ -163,7 +163,7 @@ def write_report(rows: pd.DataFrame, path: Path) -> None:
         "Command: `OMP_NUM_THREADS=1 python benchmarks/recipe_study.py --task {eform,gap}`.  ",
         "Labelled subsets: the label-masking benchmark's (full profile). Scored on 400 "
         "training-fold structures that are neither labelled nor in the benchmark's pretraining "
-        "set (`skdim.benchmark._development_ids`).  ",
+        "set (`label_masking._development_ids`).  ",
         "Median development MAE over seeds (seeds in brackets), the median paired change "
         "against `old_constant` (negative: better), median training MAE and fit seconds "
         "(1 thread).",

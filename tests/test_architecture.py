@@ -7,9 +7,6 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "skdim"
 MAX_LINES = 500
-#: Modules still over MAX_LINES, waiting for their split (issue 15); each must be
-#: over the limit (so that a module split off this list cannot creep back).
-TO_SPLIT = {"skdim.benchmark"}
 
 
 def module_name(path: Path) -> str:
@@ -80,6 +77,5 @@ def test_no_import_cycles():
 
 def test_no_module_over_500_lines():
     lengths = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
-    too_long = {name: n for name, n in lengths.items() if n > MAX_LINES and name not in TO_SPLIT}
+    too_long = {name: n for name, n in lengths.items() if n > MAX_LINES}
     assert not too_long, f"split these modules (over {MAX_LINES} lines): {too_long}"
-    assert all(lengths.get(name, 0) > MAX_LINES for name in TO_SPLIT), "update TO_SPLIT"

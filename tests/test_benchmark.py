@@ -1,14 +1,17 @@
-"""The label-masking benchmark's split and report (the run itself is `skdim benchmark`)."""
+"""The label-masking benchmark's split and report (benchmarks/label_masking.py)."""
 
 import argparse
 import gzip
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from skdim import benchmark
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import label_masking as benchmark  # noqa: E402 (a script of benchmarks/, not of the package)
 
 PROFILE = {"n_pretrain": 300, "ns": [5, 20], "seeds": 2, "pool": 60, "n_test": 30}
 
@@ -92,3 +95,15 @@ def test_development_split_avoids_test_labelled_and_pretraining_ids(task, data_h
     assert set(dev) <= set(train) and not set(dev) & set(test)
     assert not set(dev) & set(split["pretrain"])
     assert benchmark._development_ids(task, data_home, split, 40) == dev  # seeded
+
+
+def test_cli_without_a_source_checkout_says_where_the_benchmark_is(monkeypatch, tmp_path, capsys):
+    from skdim import cli
+
+    monkeypatch.setattr(cli, "_BENCHMARK", tmp_path / "label_masking.py")
+    cli._benchmark_module.cache_clear()
+    try:
+        assert cli.main(["benchmark", "--quick"]) == 2
+    finally:
+        cli._benchmark_module.cache_clear()
+    assert "python benchmarks/label_masking.py" in capsys.readouterr().err
