@@ -7,6 +7,27 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "skdim"
 MAX_LINES = 500
+#: The layers of docs/architecture.rst, lowest first; a module imports only from
+#: its own layer or lower ones. Modules not listed are estimators.
+LAYERS = {
+    "featurize": {
+        "skdim._version",
+        "skdim._elements",
+        "skdim._cell",
+        "skdim._primitive",
+        "skdim._supercell",
+        "skdim._pairs",
+        "skdim._featurize_settings",
+        "skdim._parallel",
+        "skdim.featurize",
+        "skdim.datasets",
+        "skdim.overlap",
+    },
+    "data": {"skdim.data", "skdim._inputs", "skdim._shards", "skdim.store"},
+    "nn": {"skdim.nn"},  # and its submodules
+    "estimators": set(),
+    "cli": {"skdim.cli", "skdim.__main__"},
+}
 
 
 def module_name(path: Path) -> str:
@@ -79,3 +100,22 @@ def test_no_module_over_500_lines():
     lengths = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
     too_long = {name: n for name, n in lengths.items() if n > MAX_LINES}
     assert not too_long, f"split these modules (over {MAX_LINES} lines): {too_long}"
+
+
+def layer(module: str) -> int:
+    names = list(LAYERS)
+    for index, name in enumerate(names):
+        if module in LAYERS[name] or (name == "nn" and module.startswith("skdim.nn.")):
+            return index
+    return names.index("estimators")
+
+
+def test_layers_import_only_downwards():
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in import_graph().items()
+        for target in targets
+        if layer(target) > layer(module)
+    ]
+    assert upward == [], "see docs/architecture.rst"
+    assert all(name in MODULES for names in LAYERS.values() for name in names)
