@@ -2,20 +2,48 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 import numpy as np
 
 from skdim._elements import DEFAULT_SITE_PROPERTIES, property_table
 from skdim._pairs import PAIR_FEATURES
 
-#: The featurization settings of the estimators and their defaults (an
-#: estimator's None means: this default, or its pretrained model's setting).
-FEATURIZATION_DEFAULTS = {
-    "max_atoms": 50,
-    "supercell": "cubic",
-    "site_properties": DEFAULT_SITE_PROPERTIES,
-    "pair_features": ("distance",),
-    "max_sites": 500,
-}
+
+@dataclass(frozen=True)
+class FeaturizationSettings:
+    """The five featurization settings, checked and normalized when built.
+
+    The one place their defaults are written: ``featurize``,
+    ``featurize_structure``, ``featurize_to_store``, the estimators and the
+    command line take theirs from :data:`DEFAULTS`.
+
+    Raises
+    ------
+    ValueError
+        On construction, naming the setting and its value.
+    """
+
+    max_atoms: int = 50
+    supercell: str = "cubic"
+    site_properties: tuple[str, ...] = DEFAULT_SITE_PROPERTIES
+    pair_features: tuple[str, ...] = ("distance",)
+    max_sites: int | None = 500
+
+    def __post_init__(self) -> None:
+        checked = check_params(
+            self.max_atoms,
+            self.supercell,
+            self.site_properties,
+            self.pair_features,
+            self.max_sites,
+        )
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+    def as_dict(self) -> dict:
+        """The settings as keyword arguments of ``featurize``."""
+        return {field.name: getattr(self, field.name) for field in fields(self)}
 
 
 def check_params(max_atoms, supercell, site_properties, pair_features, max_sites) -> dict:
@@ -47,6 +75,13 @@ def check_params(max_atoms, supercell, site_properties, pair_features, max_sites
         "pair_features": pair_features,
         "max_sites": max_sites,
     }
+
+
+#: The default featurization (what an estimator's None settings mean, unless
+#: its pretrained model says otherwise).
+DEFAULTS = FeaturizationSettings()
+#: :data:`DEFAULTS` as a dict.
+FEATURIZATION_DEFAULTS = DEFAULTS.as_dict()
 
 
 def check_featurized(inputs: list, settings: dict) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from skdim._featurize_settings import DEFAULTS
 from skdim.datasets import load_structure_folder, load_structures_csv
 
 #: Errors caused by the input or the options (printed as one line, exit status 2):
@@ -219,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain = command("pretrain", _pretrain, "pretrain a DIM encoder without labels")
     pretrain.add_argument("data", help="CSV file, structure folder or featurized store")
     pretrain.add_argument("--out", required=True, help="output model directory")
-    pretrain.add_argument("--max-atoms", type=int, default=50)
+    pretrain.add_argument("--max-atoms", type=int, default=DEFAULTS.max_atoms)
     pretrain.add_argument(
         "--distributed",
         action="store_true",
@@ -241,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     featurize = command("featurize", _featurize, "featurize into a sharded store (resumable)")
     featurize.add_argument("data")
     featurize.add_argument("--out", required=True, help="store directory")
-    featurize.add_argument("--max-atoms", type=int, default=50)
+    featurize.add_argument("--max-atoms", type=int, default=DEFAULTS.max_atoms)
     featurize.add_argument("--shard-size", type=int, default=1000)
 
     embed = command("embed", _embed, "write DIM embeddings to a CSV file")

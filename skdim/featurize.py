@@ -39,7 +39,7 @@ from pymatgen.core import IStructure
 from skdim import _parallel
 from skdim._cell import niggli_reduce
 from skdim._elements import DEFAULT_SITE_PROPERTIES, available_properties, property_table
-from skdim._featurize_settings import check_params
+from skdim._featurize_settings import DEFAULTS, check_params
 from skdim._pairs import PAIR_FEATURES, pair_channels
 from skdim._parallel import MIN_PER_WORKER  # noqa: F401 (a setting documented here)
 from skdim._primitive import (  # MIN_DISTANCE: a limit documented here
@@ -198,11 +198,11 @@ def _featurize_one(
 def featurize_structure(
     structure: IStructure,
     *,
-    max_atoms: int = 50,
-    supercell: str = "cubic",
-    site_properties: Sequence[str] = DEFAULT_SITE_PROPERTIES,
-    pair_features: Sequence[str] = ("distance",),
-    max_sites: int | None = 500,
+    max_atoms: int = DEFAULTS.max_atoms,
+    supercell: str = DEFAULTS.supercell,
+    site_properties: Sequence[str] = DEFAULTS.site_properties,
+    pair_features: Sequence[str] = DEFAULTS.pair_features,
+    max_sites: int | None = DEFAULTS.max_sites,
 ) -> SiteNetInput:
     """Featurize one crystal structure for Site-Net.
 
@@ -260,11 +260,11 @@ def featurize(
     n_jobs: int | None = 1,
     progress: bool = False,
     on_error: str = "raise",
-    max_atoms: int = 50,
-    supercell: str = "cubic",
-    site_properties: Sequence[str] = DEFAULT_SITE_PROPERTIES,
-    pair_features: Sequence[str] = ("distance",),
-    max_sites: int | None = 500,
+    max_atoms: int = DEFAULTS.max_atoms,
+    supercell: str = DEFAULTS.supercell,
+    site_properties: Sequence[str] = DEFAULTS.site_properties,
+    pair_features: Sequence[str] = DEFAULTS.pair_features,
+    max_sites: int | None = DEFAULTS.max_sites,
 ) -> list[SiteNetInput | None]:
     """Featurize many structures, in input order, optionally in parallel.
 

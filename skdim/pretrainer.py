@@ -14,9 +14,9 @@ from skorch.utils import to_device
 from torch.utils.data import DataLoader
 
 from skdim._base import SiteNetMixin
+from skdim._featurize_settings import DEFAULTS
 from skdim._params import SHARED_CONSTRAINTS
 from skdim.data import PairBudgetBatchSampler, collate_sitenet, item_sizes
-from skdim.featurize import DEFAULT_SITE_PROPERTIES
 from skdim.nn import PRESETS, DIMLoss, SiteNetDIM
 
 _WEIGHT = [Interval(Real, 0, None, closed="left")]
@@ -172,11 +172,11 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         criterion=DIMLoss,
         *,
         preset: str = "dim",
-        max_atoms: int = 50,
-        supercell: str = "cubic",
-        site_properties: tuple[str, ...] = DEFAULT_SITE_PROPERTIES,
-        pair_features: tuple[str, ...] = ("distance",),
-        max_sites: int | None = 500,
+        max_atoms: int = DEFAULTS.max_atoms,
+        supercell: str = DEFAULTS.supercell,
+        site_properties: tuple[str, ...] = DEFAULTS.site_properties,
+        pair_features: tuple[str, ...] = DEFAULTS.pair_features,
+        max_sites: int | None = DEFAULTS.max_sites,
         local_weight: float = 1.0,
         global_weight: float = 1.0,
         kl_weight: float = 0.1,

@@ -33,6 +33,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from torch.utils.data import Dataset
 
+from skdim._featurize_settings import DEFAULTS
 from skdim._featurize_settings import check_params as _check_params
 from skdim._shards import (
     FORMAT_VERSION,
@@ -48,7 +49,7 @@ from skdim._shards import (
     write_json,
     write_shard,
 )
-from skdim.featurize import DEFAULT_SITE_PROPERTIES, SiteNetInput
+from skdim.featurize import SiteNetInput
 
 __all__ = ["FeaturizedStore", "featurize_to_store", "iter_csv_texts"]
 
@@ -93,11 +94,11 @@ def featurize_to_store(
     on_error: str = "skip",
     fmt: str = "cif",
     progress: bool = False,
-    max_atoms: int = 50,
-    supercell: str = "cubic",
-    site_properties: Sequence[str] = DEFAULT_SITE_PROPERTIES,
-    pair_features: Sequence[str] = ("distance",),
-    max_sites: int | None = 500,
+    max_atoms: int = DEFAULTS.max_atoms,
+    supercell: str = DEFAULTS.supercell,
+    site_properties: Sequence[str] = DEFAULTS.site_properties,
+    pair_features: Sequence[str] = DEFAULTS.pair_features,
+    max_sites: int | None = DEFAULTS.max_sites,
 ) -> FeaturizedStore:
     """Featurize structures into a sharded on-disk store (resumable).
 

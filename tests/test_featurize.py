@@ -447,3 +447,28 @@ def test_pymatgen_fallback_is_announced(nacl, monkeypatch):
     np.testing.assert_allclose(
         np.sort(found.distances, axis=1), np.sort(expected.distances, axis=1)
     )
+
+
+def test_one_settings_object_holds_the_defaults():
+    """featurize, the store, the estimators and the CLI take their defaults from one place."""
+    import dataclasses
+    import inspect
+
+    from skdim import DIMPretrainer
+    from skdim._featurize_settings import DEFAULTS, FEATURIZATION_DEFAULTS, FeaturizationSettings
+    from skdim.cli import build_parser
+    from skdim.store import featurize_to_store
+
+    assert FEATURIZATION_DEFAULTS == DEFAULTS.as_dict()
+    for function in (featurize, featurize_structure, featurize_to_store, DIMPretrainer):
+        parameters = inspect.signature(function).parameters
+        assert {k: parameters[k].default for k in FEATURIZATION_DEFAULTS} == FEATURIZATION_DEFAULTS
+    args = build_parser().parse_args(["featurize", "data.csv", "--out", "store"])
+    assert args.max_atoms == DEFAULTS.max_atoms
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DEFAULTS.max_atoms = 10
+    settings = FeaturizationSettings(max_atoms=np.int64(20), pair_features=["distance"])
+    assert settings.max_atoms == 20 and type(settings.max_atoms) is int
+    assert settings.pair_features == ("distance",)
+    with pytest.raises(ValueError, match="pair_features must start with 'distance'"):
+        FeaturizationSettings(pair_features=("coulomb",))
