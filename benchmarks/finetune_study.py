@@ -92,7 +92,10 @@ def development_set(task: str, data: Path, cache: Path, n_dev: int) -> tuple[lis
 def embedding_forest(encoder: str, encoders: dict, x, y, dev_inputs, seed: int) -> np.ndarray:
     """Dev-set predictions of the benchmark's random forest on frozen embeddings."""
     if encoder == "random":
-        model = DIMPretrainer(max_epochs=0, random_state=0, verbose=0).fit(x[:50])
+        # untrained: one epoch at learning rate 0 leaves the initial weights
+        model = DIMPretrainer(
+            max_epochs=1, lr=0.0, lr_schedule="constant", random_state=0, verbose=0
+        ).fit(x[:50])
     else:
         model = DIMPretrainer.load(encoders[encoder])
     forest = _downstream("rf", 300, seed).fit(model.transform(x), y)

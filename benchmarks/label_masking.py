@@ -353,7 +353,10 @@ def _run_task(task: str, args, profile: dict, out: Path) -> None:
     labelled_ids = sorted({i for ids in split["labelled"].values() for i in ids if i in inputs})
     every = labelled_ids + test
     every_inputs = [inputs[i] for i in every]
-    random_encoder = DIMPretrainer(max_epochs=0, random_state=0, verbose=0).fit(every_inputs[:50])
+    # an untrained encoder: one epoch at learning rate 0 leaves the initial weights
+    random_encoder = DIMPretrainer(
+        max_epochs=1, lr=0.0, lr_schedule="constant", random_state=0, verbose=0
+    ).fit(every_inputs[:50])
     features = {
         name: pd.DataFrame(model.transform(every_inputs), index=every)
         for name, model in pretrained.items()

@@ -61,9 +61,21 @@ class RandomStateCheckpoint(Callback):
         }
         path = Path(self.dirname)
         path.mkdir(parents=True, exist_ok=True)
-        temporary = path / (RANDOM_STATE_FILE + ".tmp")
+        name = random_state_file(net)
+        temporary = path / (name + ".tmp")
         temporary.write_text(json.dumps(state))
-        temporary.replace(path / RANDOM_STATE_FILE)
+        temporary.replace(path / name)
+
+
+def random_state_file(net) -> str:
+    """Name of the random-state file of this process.
+
+    ``random_state.json``, or ``random_state.rank<k>.json`` for process k > 0
+    of a data-parallel run: each process draws its own negatives and noise.
+    """
+    accelerator = getattr(net, "accelerator_", None) or getattr(net, "accelerator", None)
+    index = getattr(accelerator, "process_index", 0) if accelerator is not None else 0
+    return RANDOM_STATE_FILE if index == 0 else f"random_state.rank{index}.json"
 
 
 def make_checkpoint(dirname: str | Path) -> Checkpoint:
@@ -89,7 +101,7 @@ def restore_random_state(net, dirname: str | Path) -> None:
     dirname : path
         The checkpoint directory.
     """
-    path = Path(dirname) / RANDOM_STATE_FILE
+    path = Path(dirname) / random_state_file(net)
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} is missing: the checkpoint in {dirname} cannot be resumed exactly; "
