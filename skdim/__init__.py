@@ -6,6 +6,8 @@ Public estimators: :class:`DIMPretrainer`, :class:`SiteNetRegressor`,
 always names the module); the matminer adapter in :mod:`skdim.matminer`.
 """
 
+# first: selects the BLAS's reproducible mode before anything computes (see _threads)
+from skdim import _threads  # noqa: F401
 from skdim._version import __version__
 from skdim.classifier import SiteNetClassifier
 from skdim.data import SiteNetDataset

@@ -9,18 +9,32 @@ the one-minute load average minus its own threads, when training starts and
 again before every epoch, and uses that many threads (at least one).
 
 Setting ``OMP_NUM_THREADS`` turns this off: torch's own setting is kept.
+
+A model must not depend on the load, so the numbers must not depend on the
+thread count: skdim's layers avoid torch's per-thread partial sums
+(:class:`skdim.nn.layers.Linear`, :class:`skdim.nn.layers.LayerNorm`), and
+skdim asks Intel MKL, torch's CPU BLAS, for its reproducible mode
+(``MKL_CBWR=AUTO,STRICT``, which costs nothing measurable here) before the
+first matrix product. Where that mode is not in effect (torch computed a
+product before skdim was imported, or another BLAS whose results vary with
+the thread count), a quick probe finds out and skdim keeps torch's thread
+count instead of following the load.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 
 import torch
 from skorch.callbacks import Callback
 
-__all__ = ["ThreadPolicy", "idle_threads", "thread_policy"]
+__all__ = ["ThreadPolicy", "idle_threads", "thread_count_is_invisible", "thread_policy"]
+
+# read by MKL at its first call, not at import: set before skdim computes anything
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 
 def _cores() -> int:
@@ -62,8 +76,33 @@ def idle_threads(own_threads: int = 0, load: float | None = None, cores: int | N
     return int(max(1, min(cores, round(cores - others))))
 
 
+@functools.cache
+def thread_count_is_invisible() -> bool:
+    """Whether matrix products give the same bits on one thread and on two.
+
+    Probes a product of the shape whose result varies with the thread count
+    in MKL's default mode (a few rows, as in a crystal-level layer).
+
+    Returns
+    -------
+    bool
+    """
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 128, generator=generator)
+    w = torch.randn(128, 64, generator=generator)
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append(x @ w)
+    finally:
+        torch.set_num_threads(before)
+    return torch.equal(*results)
+
+
 def _managed() -> bool:
-    return "OMP_NUM_THREADS" not in os.environ
+    return "OMP_NUM_THREADS" not in os.environ and thread_count_is_invisible()
 
 
 @contextlib.contextmanager

@@ -1,11 +1,13 @@
 """Thread policy: idle cores only, torch's setting restored, OMP_NUM_THREADS obeyed."""
 
+import numpy as np
+import pytest
 import torch
 from conftest import FAST
 
 import skdim._threads as threads
-from skdim import SiteNetRegressor
-from skdim._threads import idle_threads, thread_policy
+from skdim import DIMPretrainer, SiteNetRegressor
+from skdim._threads import idle_threads, thread_count_is_invisible, thread_policy
 
 
 def test_idle_threads_counts_what_others_leave():
@@ -18,6 +20,7 @@ def test_idle_threads_counts_what_others_leave():
 def test_policy_sets_and_restores_threads(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "idle_threads", lambda own_threads=0: 1)
+    monkeypatch.setattr(threads, "thread_count_is_invisible", lambda: True)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -39,8 +42,50 @@ def test_omp_num_threads_is_obeyed(monkeypatch):
 def test_fit_uses_the_policy_each_epoch(small, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "idle_threads", lambda own_threads=0: 1)
+    monkeypatch.setattr(threads, "thread_count_is_invisible", lambda: True)
     structures, labels = small
     before = torch.get_num_threads()
     model = SiteNetRegressor(**FAST).fit(structures, labels["e_form_per_atom"])
     assert model.history[:, "threads"] == [1] * FAST["max_epochs"]
     assert torch.get_num_threads() == before
+
+
+def test_blas_runs_in_its_reproducible_mode():
+    assert thread_count_is_invisible()
+
+
+def test_threads_follow_torch_where_the_blas_is_not_reproducible(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "idle_threads", lambda own_threads=0: 1)
+    monkeypatch.setattr(threads, "thread_count_is_invisible", lambda: False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with thread_policy():
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("estimator", [DIMPretrainer, SiteNetRegressor])
+def test_the_model_does_not_depend_on_the_thread_count(mp100, monkeypatch, estimator):
+    # mp100 includes a 136-site crystal: wide reductions that threads would split
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the test sets the count itself
+    structures, labels = mp100
+    y = labels["e_form_per_atom"].to_numpy()
+    before = torch.get_num_threads()
+    outputs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            model = estimator(**{**FAST, "max_epochs": 3, "batch_pairs": 20000})
+            model.fit(structures, y)
+            torch.set_num_threads(1)
+            outputs.append(
+                model.transform(structures)
+                if estimator is DIMPretrainer
+                else model.predict(structures)
+            )
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(outputs[0], outputs[1])

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from skdim.nn.activation import mish
-from skdim.nn.layers import MLP, PairwiseLinear, masked_softmax
+from skdim.nn.layers import MLP, LayerNorm, PairwiseLinear, masked_softmax
 
 
 class SiteAttention(nn.Module):
@@ -82,7 +82,7 @@ class SiteAttention(nn.Module):
         # the first layer keeps its bond rows either way (same shapes in every block)
         self.first = PairwiseLinear(site_dim, pair_dim, sum(self.widths))
         normed = self.widths if update_pairs else self.widths[:2]
-        self.first_norms = nn.ModuleList(nn.LayerNorm(w) for w in normed)
+        self.first_norms = nn.ModuleList(LayerNorm(w) for w in normed)
         self.logits = MLP(attention_hidden[0], attention_hidden[1:], n_heads)
         self.values = MLP(value_widths[0], value_widths[1:])
         self.site_update = MLP(n_heads * head_dim, [site_dim])

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from skdim.nn.attention import SiteAttention
-from skdim.nn.layers import MLP, masked_pool
+from skdim.nn.layers import MLP, Linear, masked_pool
 
 #: Named architectures. "paper": the supervised Site-Net of Moran et al. (2023,
 #: PaperParams). "dim": the compact encoder of the Deep InfoMax paper (2025).
@@ -209,11 +209,11 @@ class SiteNetEncoder(nn.Module):
             for k in range(n_blocks)
         )
         self.summary_dim = n_blocks * site_dim
-        self.bottleneck = nn.Linear(self.summary_dim, local_dim) if local_dim else None
+        self.bottleneck = Linear(self.summary_dim, local_dim) if local_dim else None
         self.local_dim = local_dim or self.summary_dim
         self.pre_pool = MLP(self.local_dim, pre_pool)
         self.post_pool = MLP(self.pre_pool.out_dim, post_pool)
-        self.project = nn.Linear(self.post_pool.out_dim, embedding_dim) if embedding_dim else None
+        self.project = Linear(self.post_pool.out_dim, embedding_dim) if embedding_dim else None
         self.embedding_dim = embedding_dim or self.post_pool.out_dim
         self.pooling = pooling
         self.distance_cutoff = distance_cutoff

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from skdim.nn.activation import Mish, mish
-from skdim.nn.layers import gather_sites
+from skdim.nn.layers import Linear, gather_sites
 
 
 def derangement(n: int, *, random: bool, device: torch.device | None = None) -> torch.Tensor:
@@ -138,7 +138,7 @@ def engineered_negatives(
 
 
 def _projection(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, hidden), Mish(), nn.Linear(hidden, out_dim))
+    return nn.Sequential(Linear(in_dim, hidden), Mish(), Linear(hidden, out_dim))
 
 
 class LocalCritic(nn.Module):
@@ -178,9 +178,9 @@ class LocalCritic(nn.Module):
     ):
         super().__init__()
         self.query = _projection(local_dim, hidden, projection_dim)
-        self.key_site = nn.Linear(n_site_features, hidden)
-        self.key_distance = nn.Linear(1, hidden, bias=False)
-        self.key_out = nn.Linear(hidden, projection_dim)
+        self.key_site = Linear(n_site_features, hidden)
+        self.key_distance = Linear(1, hidden, bias=False)
+        self.key_out = Linear(hidden, projection_dim)
 
     def forward(
         self,

@@ -13,6 +13,98 @@ from skdim.nn.activation import Mish
 MASK_FILL = -1e9
 
 
+class _AddBias(torch.autograd.Function):
+    """``x + bias`` whose bias gradient is a matrix product, not a reduction."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        ctx.bias_dtype = bias.dtype
+        return x + bias.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: D102
+        rows = grad.reshape(-1, grad.shape[-1])
+        bias_grad = rows.new_ones(1, rows.shape[0]) @ rows
+        return grad, bias_grad[0].to(ctx.bias_dtype)
+
+
+class Linear(nn.Linear):
+    """``torch.nn.Linear`` whose gradients do not depend on the number of CPU threads.
+
+    On CPU, torch sums the bias gradient over all rows with one partial sum
+    per thread, so a run on two threads differs in the last bits from a run
+    on one, and training amplifies the difference. skdim chooses its thread
+    count from the idle cores (:mod:`skdim._threads`) and ``random_state``
+    promises the same model on any load. Here the bias gradient is the matrix
+    product ``ones @ grad``, which the BLAS computes identically on any number
+    of threads in the reproducible mode skdim selects. On other devices this
+    is ``torch.nn.Linear``. Same parameters and state-dict keys.
+
+    Examples
+    --------
+    >>> import torch
+    >>> layer = Linear(4, 2)
+    >>> x = torch.randn(3, 4)
+    >>> bool(torch.allclose(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias)))
+    True
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply ``x W^T + b``.
+
+        Parameters
+        ----------
+        x : tensor, last dimension ``in_features``
+
+        Returns
+        -------
+        tensor, last dimension ``out_features``
+        """
+        if self.bias is None or x.device.type != "cpu" or not torch.is_grad_enabled():
+            return nn.functional.linear(x, self.weight, self.bias)
+        return _AddBias.apply(nn.functional.linear(x, self.weight), self.bias)
+
+
+class LayerNorm(nn.LayerNorm):
+    """``torch.nn.LayerNorm`` whose gradients do not depend on the number of threads.
+
+    torch's fused CPU kernel sums the weight and bias gradients over the rows
+    with one partial sum per thread, so two threads give other last bits than
+    one. skdim chooses its thread count from the idle cores
+    (:mod:`skdim._threads`), and ``random_state`` promises the same model on
+    any load. Here the normalization runs without the affine, and the affine
+    is a broadcast product and sum, whose gradients torch reduces the same way
+    on any thread count. Same parameters and state-dict keys as
+    ``torch.nn.LayerNorm``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.randn(3, 8)
+    >>> norm = LayerNorm(8)
+    >>> bool(torch.allclose(norm(x), torch.nn.LayerNorm(8)(x), atol=1e-6))
+    True
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalize the last dimension, then scale and shift.
+
+        Parameters
+        ----------
+        x : tensor, last dimension ``normalized_shape``
+
+        Returns
+        -------
+        tensor of the shape of ``x``
+        """
+        normalized = nn.functional.layer_norm(x, self.normalized_shape, eps=self.eps)
+        if self.weight is None:
+            return normalized
+        if self.bias is None:
+            return normalized * self.weight
+        return torch.addcmul(self.bias, normalized, self.weight)
+
+
 class MLP(nn.Sequential):
     """Stack of Linear -> mish -> LayerNorm layers, optionally a plain Linear on top.
 
@@ -43,10 +135,10 @@ class MLP(nn.Sequential):
     def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int | None = None):
         layers: list[nn.Module] = []
         for width in hidden:
-            layers += [nn.Linear(in_dim, width), Mish(), nn.LayerNorm(width)]
+            layers += [Linear(in_dim, width), Mish(), LayerNorm(width)]
             in_dim = width
         if out_dim is not None:
-            layers.append(nn.Linear(in_dim, out_dim))
+            layers.append(Linear(in_dim, out_dim))
             in_dim = out_dim
         super().__init__(*layers)
         self.out_dim = in_dim
@@ -77,9 +169,9 @@ class PairwiseLinear(nn.Module):
 
     def __init__(self, site_dim: int, pair_dim: int, out_dim: int):
         super().__init__()
-        self.center = nn.Linear(site_dim, out_dim)
-        self.neighbor = nn.Linear(site_dim, out_dim, bias=False)
-        self.pair = nn.Linear(pair_dim, out_dim, bias=False)
+        self.center = Linear(site_dim, out_dim)
+        self.neighbor = Linear(site_dim, out_dim, bias=False)
+        self.pair = Linear(pair_dim, out_dim, bias=False)
 
     def forward(
         self,

@@ -19,7 +19,7 @@ from skdim.nn.infomax import (
     sample_neighbors,
     take_rows,
 )
-from skdim.nn.layers import MLP, OutputActivation
+from skdim.nn.layers import MLP, Linear, OutputActivation
 
 
 class SiteNet(nn.Module):
@@ -190,8 +190,8 @@ class SiteNetDIM(nn.Module):
         self.encoder = SiteNetEncoder(n_site_features, n_pair_features, **config)
         self.local_samples = local_samples
         local_dim, embedding_dim = self.encoder.local_dim, self.encoder.embedding_dim
-        self.local_logvar = nn.Linear(self.encoder.summary_dim, local_dim)
-        self.global_logvar = nn.Linear(self.encoder.post_pool.out_dim, embedding_dim)
+        self.local_logvar = Linear(self.encoder.summary_dim, local_dim)
+        self.global_logvar = Linear(self.encoder.post_pool.out_dim, embedding_dim)
         self.local_critic = LocalCritic(local_dim, n_site_features, critic_hidden, projection_dim)
         self.global_critic = GlobalCritic(embedding_dim, local_dim, critic_hidden, projection_dim)
         self.engineered_negatives = engineered_negatives
