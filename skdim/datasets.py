@@ -128,7 +128,8 @@ def parse_structures(
     starts = range(0, len(texts), size)
     tasks = (delayed(_parse_chunk)(texts[i : i + size], fmt, labels[i : i + size]) for i in starts)
     structures: list[Structure] = []
-    with tqdm(total=len(texts), disable=not progress, desc="parse", unit="structure") as bar:
+    enabled = progress and len(texts) > 0  # no empty "parse: 0structure" bar
+    with tqdm(total=len(texts), disable=not enabled, desc="parse", unit="structure") as bar:
         for chunk in Parallel(n_jobs=n_jobs, return_as="generator")(tasks):
             structures.extend(chunk)
             bar.update(len(chunk))
@@ -216,8 +217,10 @@ def _structures_from_frame(frame, path, structure_col, target, id_col, ids, n_jo
         )
         absent = [c for c in wanted if c not in frame]
         if absent:
+            labels = [c for c in frame.columns if c not in (structure_col, "id")]
             raise KeyError(
-                f"{path} has no target column {absent[0]!r}; its columns are {list(frame.columns)}"
+                f"{path} has no target column {absent[0]!r}; its label columns are "
+                f"{', '.join(map(str, labels)) or 'none'}"
             )
     structures = parse_structures(
         frame[structure_col].tolist(), frame.index.tolist(), n_jobs=n_jobs, progress=progress
@@ -240,8 +243,14 @@ def load_structure_folder(
 ) -> tuple[pd.Series, pd.Series | None]:
     """Load a folder of CIF or POSCAR files with a CGCNN-style ``id_prop.csv``.
 
-    ``id_prop.csv`` has no header: column 0 is the file id (a file name, or a
-    name without its ``.cif`` extension), column 1 the target value.
+    ``id_prop.csv`` has no header: column 0 names the structure file (with or
+    without its extension), column 1 is the target value.
+
+    A structure's id is its file name without the ``.cif``, ``.vasp`` or
+    ``.poscar`` extension, with or without ``id_prop.csv``: ``1000041.cif``
+    is ``1000041``, ``POSCAR-JVASP-10.vasp`` is ``POSCAR-JVASP-10``, ``POSCAR``
+    stays ``POSCAR``. Two files with the same id (``a.cif`` and ``a.vasp``)
+    are an error.
 
     Parameters
     ----------
@@ -258,9 +267,9 @@ def load_structure_folder(
     Returns
     -------
     structures : pandas.Series of Structure
-        Indexed by file id.
+        Indexed by id (the file name without its extension).
     targets : pandas.Series or None
-        Indexed by file id (None when ``id_prop`` is None).
+        Indexed by the same ids (None when ``id_prop`` is None).
 
     Examples
     --------
@@ -273,31 +282,40 @@ def load_structure_folder(
     of the folder, without targets:
 
     >>> X, y = load_structure_folder(get_data_home() / "jarvis_poscar50")
-    >>> len(X), X.index[0]
-    (50, 'POSCAR-JVASP-90856.vasp')
+    >>> len(X), X.index[0]  # id_prop.csv names it POSCAR-JVASP-90856.vasp
+    (50, 'POSCAR-JVASP-90856')
     >>> X, y = load_structure_folder(get_data_home() / "cod_cif10", id_prop=None)
-    >>> len(X), y is None
-    (10, True)
+    >>> len(X), X.index[0], y is None
+    (10, '1000041', True)
     """
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a directory")
     if id_prop is not None:
         table = pd.read_csv(folder / id_prop, header=None, dtype={0: str})
-        ids = table[0].tolist()
-        files = [_structure_file(folder, i) for i in ids]
-        targets = pd.Series(table[1].to_numpy(), index=pd.Index(ids, name="id"), name="target")
+        files = [_structure_file(folder, i) for i in table[0]]
     else:
         files = sorted(
             p
             for p in folder.iterdir()
             if p.suffix.lower() in _STRUCTURE_SUFFIXES or p.name.startswith("POSCAR")
         )
-        ids, targets = [p.name for p in files], None
+    ids = [_file_id(f.name) for f in files]
+    duplicated = pd.Index(ids)[pd.Index(ids).duplicated()]
+    if len(duplicated):
+        raise ValueError(
+            f"{folder}: several files have the id {duplicated[0]!r} (ids are file names "
+            "without their extension); rename one"
+        )
+    targets = None
+    if id_prop is not None:
+        targets = pd.Series(table[1].to_numpy(), index=pd.Index(ids, name="id"), name="target")
     formats = ["cif" if f.suffix.lower() == ".cif" else "poscar" for f in files]
     structures = []
     for fmt in ("cif", "poscar"):
         chosen = [k for k, f in enumerate(formats) if f == fmt]
+        if not chosen:
+            continue
         texts = [files[k].read_text() for k in chosen]
         parsed = parse_structures(
             texts, [ids[k] for k in chosen], fmt=fmt, n_jobs=n_jobs, progress=progress
@@ -308,10 +326,16 @@ def load_structure_folder(
 
 
 def _structure_file(folder: Path, file_id: str) -> Path:
-    for candidate in (folder / file_id, folder / f"{file_id}.cif"):
-        if candidate.is_file():
-            return candidate
+    for name in (file_id, *(file_id + suffix for suffix in _STRUCTURE_SUFFIXES)):
+        if (folder / name).is_file():
+            return folder / name
     raise FileNotFoundError(f"no structure file for id {file_id!r} in {folder}")
+
+
+def _file_id(name: str) -> str:
+    """A structure file's id: its name without a .cif, .vasp or .poscar extension."""
+    stem, dot, suffix = name.rpartition(".")
+    return stem if dot and stem and f".{suffix.lower()}" in _STRUCTURE_SUFFIXES else name
 
 
 def load_matbench_mp_gap(

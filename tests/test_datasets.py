@@ -92,19 +92,30 @@ def test_poscar_folder(data_home):
     X, y = load_structure_folder(folder)
     table = pd.read_csv(folder / "id_prop.csv", header=None)
     assert len(X) == len(y) == 50
-    assert list(X.index) == list(table[0]) and X.index[0].startswith("POSCAR-JVASP-")
+    # ids are file names without the extension, though id_prop.csv names the files
+    assert list(X.index) == [name.removesuffix(".vasp") for name in table[0]]
+    assert X.index[0].startswith("POSCAR-JVASP-") and list(y.index) == list(X.index)
     np.testing.assert_allclose(y, table[1])
     for name in X.index[:5]:
-        assert X[name].composition == Structure.from_file(folder / name).composition
+        assert X[name].composition == Structure.from_file(folder / f"{name}.vasp").composition
+    without, _ = load_structure_folder(folder, id_prop=None)  # every file, the same ids
+    assert set(X.index) <= set(without.index)
 
 
 def test_folder_without_id_prop_and_errors(data_home, tmp_path):
     for name in sorted(p.name for p in (data_home / "cod_cif10").glob("*.cif"))[:3]:
         shutil.copy(data_home / "cod_cif10" / name, tmp_path / name)
     X, y = load_structure_folder(tmp_path, id_prop=None)
-    assert y is None and list(X.index) == sorted(p.name for p in tmp_path.glob("*.cif"))
+    assert y is None and list(X.index) == sorted(p.stem for p in tmp_path.glob("*.cif"))
+    (tmp_path / "id_prop.csv").write_text(f"{X.index[1]}.cif,2.0\n{X.index[0]},1.0\n")
+    with_labels, y = load_structure_folder(tmp_path)  # the same ids, either way named
+    assert list(with_labels.index) == [X.index[1], X.index[0]] and list(y) == [2.0, 1.0]
+    shutil.copy(tmp_path / f"{X.index[0]}.cif", tmp_path / f"{X.index[0]}.vasp")
+    with pytest.raises(ValueError, match="several files have the id"):
+        load_structure_folder(tmp_path, id_prop=None)
+    (tmp_path / f"{X.index[0]}.vasp").unlink()
     (tmp_path / "broken.cif").write_text(BAD_CIF)
-    (tmp_path / "id_prop.csv").write_text(f"{X.index[0][:-4]},1.0\nbroken,2.0\n")
+    (tmp_path / "id_prop.csv").write_text(f"{X.index[0]},1.0\nbroken,2.0\n")
     with pytest.raises(ValueError, match="could not parse structure 'broken'"):
         load_structure_folder(tmp_path)
     (tmp_path / "id_prop.csv").write_text("missing,1.0\n")
