@@ -26,7 +26,6 @@ from skorch.callbacks import (
     EarlyStopping,
     GradientNormClipping,
     PassthroughScoring,
-    ProgressBar,
 )
 from skorch.utils import TeeGenerator
 
@@ -41,6 +40,7 @@ from skdim._checkpoint import (
 from skdim._data_hooks import DataHooksMixin
 from skdim._inference import forward_sorted
 from skdim._params import PRECISIONS, SHARED_CONSTRAINTS, resolve_device
+from skdim._progress import EpochProgressBar, EpochTable
 from skdim._schedule import CosineSchedule, PlateauSchedule
 from skdim._threads import ThreadPolicy, thread_policy
 from skdim.data import (
@@ -252,7 +252,10 @@ class SiteNetMixin(DataHooksMixin):
         -------
         list of (str, Callback)
         """
-        callbacks = list(super().get_default_callbacks())
+        callbacks = [  # the epoch table coloured only on a terminal
+            (name, EpochTable() if name == "print_log" else callback)
+            for name, callback in super().get_default_callbacks()
+        ]
         for name in self._recorded:
             callbacks.append((name, PassthroughScoring(name=name, on_train=True)))
             if self.validation_fraction:
@@ -265,7 +268,7 @@ class SiteNetMixin(DataHooksMixin):
         if schedule is not None:
             callbacks.append(("lr_schedule", schedule))
         if self.verbose > 1:
-            callbacks.append(("progress_bar", ProgressBar()))
+            callbacks.append(("progress_bar", EpochProgressBar()))
         if self.early_stopping:
             if not self.validation_fraction:
                 raise ValueError("early_stopping needs a validation_fraction > 0")

@@ -119,10 +119,23 @@ class DataHooksMixin:
             :class:`~skdim.data.PairBudgetBatchSampler`); ``batch_size`` and
             ``shuffle`` options are ignored.
         """
+        sampler = self._batch_sampler(dataset, training)
+        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
+        kwargs.pop("batch_size", None)
+        kwargs.pop("shuffle", None)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_sitenet, **kwargs)
+
+    def _batch_sampler(self, dataset, training: bool) -> PairBudgetBatchSampler:
+        """The pair-budget batches of :meth:`get_iterator`.
+
+        In training it draws from the estimator's seeded generator; its
+        ``len`` (the coming pass's number of batches, which the progress bar
+        shows) draws from a copy, so asking changes nothing.
+        """
         n_sites, n_neighbors = item_sizes(dataset)
         if training and getattr(self, "sampler_rng_", None) is None:
             self.sampler_rng_ = np.random.default_rng(self._seed())
-        sampler = PairBudgetBatchSampler(
+        return PairBudgetBatchSampler(
             n_sites,
             n_neighbors,
             self.batch_pairs,
@@ -130,10 +143,6 @@ class DataHooksMixin:
             min_crystals=self._min_crystals,
             random_state=self.sampler_rng_ if training else None,
         )
-        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
-        kwargs.pop("batch_size", None)
-        kwargs.pop("shuffle", None)
-        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_sitenet, **kwargs)
 
     def _planned_epochs(self, dataset) -> int:
         """Epochs of this fit: ``max_epochs`` if set, else ``max_steps`` in whole epochs.
