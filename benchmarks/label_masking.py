@@ -614,16 +614,39 @@ def _embedding_plot(task, dim, inputs, y, path: Path) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark's command-line options."""
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
-    parser.add_argument("--quick", dest="profile", action="store_const", const="quick")
-    parser.add_argument("--full", dest="profile", action="store_const", const="full")
-    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=["gap", "eform"])
-    parser.add_argument("--baselines", nargs="*", choices=MATMINER, default=list(MATMINER))
-    parser.add_argument("--data-dir", default=None, help="default: $SKDIM_DATA")
-    parser.add_argument("--cache-dir", default="benchmarks/cache")
-    parser.add_argument("--out-dir", default="benchmarks/results")
-    parser.add_argument("--n-jobs", type=int, default=2)
-    parser.add_argument("--no-plots", dest="plots", action="store_false")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="quick",
+        help="quick: a smoke run (about 10 min on 2 cores); full: the reported results",
+    )
+    parser.add_argument(
+        "--quick", dest="profile", action="store_const", const="quick", help="--profile quick"
+    )
+    parser.add_argument(
+        "--full", dest="profile", action="store_const", const="full", help="--profile full"
+    )
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=sorted(TASKS),
+        default=["gap", "eform"],
+        help="gap: matbench band gap; eform: mp36k formation energy",
+    )
+    parser.add_argument(
+        "--baselines",
+        nargs="*",
+        choices=MATMINER,
+        default=list(MATMINER),
+        help="matminer featurizations to compare with",
+    )
+    parser.add_argument("--data-dir", default=None, help="data folder (default: $SKDIM_DATA)")
+    parser.add_argument(
+        "--cache-dir", default="benchmarks/cache", help="finished runs, to resume from"
+    )
+    parser.add_argument("--out-dir", default="benchmarks/results", help="report and plots")
+    parser.add_argument("--n-jobs", type=int, default=2, help="processes for featurizing")
+    parser.add_argument("--no-plots", dest="plots", action="store_false", help="no figures")
 
 
 def run(args: argparse.Namespace) -> None:

@@ -5,6 +5,13 @@ DATA is a CSV file with a CIF text column (``--structure-col``, default
 ``id_prop.csv`` (id, target); ``pretrain`` also reads a store written by
 ``featurize``, and ``pretrain --distributed`` trains data-parallel under
 ``accelerate launch`` or ``torchrun`` (see docs/scaling.rst).
+
+Rows are identified by the CSV file's id column (``matbench_id``, ``mp_id``
+or ``id``, else the row number) or, for a folder, by the file name without
+its ``.cif``/``.vasp``/``.poscar`` extension, with or without ``id_prop.csv``.
+
+torch, skorch and pymatgen are imported inside the commands, so that
+``skdim --help`` and ``skdim --version`` answer at once.
 """
 
 from __future__ import annotations
@@ -15,45 +22,24 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import pandas as pd
-
-from skdim._featurize_settings import DEFAULTS
-from skdim.datasets import load_structure_folder, load_structures_csv
+from skdim._cli_support import (
+    DATA_HELP,
+    DESCRIPTION,
+    EPILOG,
+    HelpFormatter,
+    LazyParser,
+    add_training_options,
+    class_table,
+    load_data,
+    resolve_max_atoms,
+    set_quiet,
+)
+from skdim._version import __version__
 
 #: Errors caused by the input or the options (printed as one line, exit status 2):
 #: a missing file, a missing column, a bad value or type, a diverged training run.
 #: Any other exception is a bug and keeps its traceback.
 _USER_ERRORS = (FileNotFoundError, ValueError, TypeError, KeyError, FloatingPointError)
-
-
-def _load(path: str, structure_col: str, target: str | None, n_jobs: int, progress: bool):
-    """Structures (Series indexed by id) and targets (Series or None)."""
-    data = Path(path)
-    if data.is_dir():
-        id_prop = "id_prop.csv" if (data / "id_prop.csv").is_file() else None
-        structures, targets = load_structure_folder(
-            data, id_prop, n_jobs=n_jobs, progress=progress
-        )
-        return structures, targets
-    if not data.is_file():
-        raise FileNotFoundError(f"{path} is neither a file nor a folder")
-    structures, labels = load_structures_csv(
-        data, structure_col, target, n_jobs=n_jobs, progress=progress
-    )
-    return structures, labels if target is not None else None
-
-
-def _training_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--batch-pairs", type=int, default=32768)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    parser.add_argument(
-        "--precision", default="float32", choices=["float32", "bfloat16", "float16"]
-    )
-    parser.add_argument("--random-state", type=int, default=0)
-    parser.add_argument("--checkpoint-dir", default=None, help="resume an interrupted run")
-    parser.add_argument("--validation-fraction", type=float, default=None)
-    parser.add_argument("--early-stopping", type=int, default=None, help="patience (epochs)")
 
 
 def _common(args: argparse.Namespace) -> dict:
@@ -78,16 +64,14 @@ def _pretrain(args: argparse.Namespace) -> None:
 
     options = _common(args)
     options["plateau_patience"] = args.plateau_patience
-    if options["validation_fraction"] is None:
-        options["validation_fraction"] = 0.1
     if (Path(args.data) / "store.json").is_file():  # written by `skdim featurize`
         from skdim.store import FeaturizedStore
 
         data = FeaturizedStore(args.data)
         options.update(data.featurization)
     else:
-        data, _ = _load(args.data, args.structure_col, None, args.n_jobs, not args.quiet)
-        options["max_atoms"] = args.max_atoms
+        data, _ = load_data(args.data, args.structure_col, None, args.n_jobs, not args.quiet)
+        options["max_atoms"] = resolve_max_atoms(args)
     if args.distributed:  # one process per device, under accelerate launch or torchrun
         from skdim.distributed import DistributedDIMPretrainer
 
@@ -107,7 +91,7 @@ def _featurize(args: argparse.Namespace) -> None:
 
     data = Path(args.data)
     if data.is_dir():
-        structures, _ = _load(args.data, args.structure_col, None, args.n_jobs, not args.quiet)
+        structures, _ = load_data(args.data, args.structure_col, None, args.n_jobs, not args.quiet)
     elif data.is_file():
         structures = iter_csv_texts(data, args.structure_col)
     else:
@@ -118,17 +102,20 @@ def _featurize(args: argparse.Namespace) -> None:
         shard_size=args.shard_size,
         n_jobs=args.n_jobs,
         progress=not args.quiet,
-        max_atoms=args.max_atoms,
+        max_atoms=resolve_max_atoms(args),
     )
     print(f"{len(store)} structures in {args.out} ({len(store.skipped)} skipped)")
 
 
 def _embed(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from skdim import DIMPretrainer
     from skdim.pretrained import resolve_saved_model
 
     model = DIMPretrainer.load(resolve_saved_model(args.model), device=args.device)
-    structures, _ = _load(args.data, args.structure_col, None, args.n_jobs, not args.quiet)
+    set_quiet(model, args)
+    structures, _ = load_data(args.data, args.structure_col, None, args.n_jobs, not args.quiet)
     table = pd.DataFrame(
         model.transform(structures), index=structures.index, columns=model.get_feature_names_out()
     )
@@ -139,11 +126,22 @@ def _embed(args: argparse.Namespace) -> None:
 def _fit(args: argparse.Namespace) -> None:
     from skdim import SiteNetRegressor
 
-    structures, targets = _load(
+    if Path(args.data).is_file() and args.target is None:
+        import pandas as pd
+
+        columns = pd.read_csv(args.data, nrows=0).columns
+        labels = [c for c in columns if c not in (args.structure_col, "id")]
+        raise ValueError(
+            f"no targets: pass --target COLUMN, one of the label columns of {args.data}: "
+            f"{', '.join(labels) or 'none'}"
+        )
+    structures, targets = load_data(
         args.data, args.structure_col, args.target, args.n_jobs, not args.quiet
     )
     if targets is None:
-        raise ValueError("no targets: pass --target COLUMN (CSV) or use a folder with id_prop.csv")
+        raise ValueError(
+            f"no targets: the folder {args.data} has no id_prop.csv (file, target per line)"
+        )
     model = SiteNetRegressor(
         pretrained=args.pretrained,
         loss=args.loss,
@@ -157,10 +155,24 @@ def _fit(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from skdim import SiteNetRegressor
+    import pandas as pd
 
-    model = SiteNetRegressor.load(args.model, device=args.device)
-    structures, _ = _load(args.data, args.structure_col, None, args.n_jobs, not args.quiet)
+    from skdim import SiteNetClassifier, SiteNetRegressor
+    from skdim.persistence import load_estimator
+
+    model = load_estimator(args.model, device=args.device)
+    if not isinstance(model, (SiteNetRegressor, SiteNetClassifier)):
+        raise TypeError(
+            f"{args.model} holds a {type(model).__name__}, not a SiteNetRegressor or "
+            "SiteNetClassifier (for a DIM pretrainer's embeddings, use skdim embed)"
+        )
+    set_quiet(model, args)
+    structures, _ = load_data(args.data, args.structure_col, None, args.n_jobs, not args.quiet)
+    if isinstance(model, SiteNetClassifier):
+        frame = class_table(model, structures)
+        frame.to_csv(args.out)
+        print(f"wrote {len(frame)} predicted classes and their probabilities to {args.out}")
+        return
     predictions = model.predict(structures)
     frame = pd.DataFrame(predictions.reshape(len(structures), -1), index=structures.index)
     frame.columns = ["prediction"] if frame.shape[1] == 1 else [f"prediction{i}" for i in frame]
@@ -189,9 +201,14 @@ def _benchmark(args: argparse.Namespace) -> None:
         raise FileNotFoundError(
             "the label-masking benchmark is a research script of the skdim repository, not "
             "part of the installed library: from a source checkout, run "
-            "`python benchmarks/label_masking.py --quick` (see docs/benchmarks.rst)"
+            "'python benchmarks/label_masking.py --quick' (see docs/benchmarks.rst)"
         )
     module.run(args)
+
+
+def _benchmark_arguments(parser: argparse.ArgumentParser) -> None:
+    if _benchmark_module() is not None:  # else the command says where the script is
+        _benchmark_module().add_arguments(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -209,89 +226,151 @@ def build_parser() -> argparse.ArgumentParser:
     >>> args.command, args.model, args.out
     ('embed', 'dim_model', 'z.csv')
     """
-    parser = argparse.ArgumentParser(prog="skdim", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = LazyParser(
+        prog="skdim", description=DESCRIPTION, epilog=EPILOG, formatter_class=HelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help)
+        sub = commands.add_parser(
+            name,
+            help=help,
+            description=help[0].upper() + help[1:] + ".",
+            formatter_class=HelpFormatter,
+        )
         sub.set_defaults(handler=handler)
         return sub
 
+    max_atoms_help = (
+        "largest supercell, in atoms, whose atoms each site attends to "
+        "(default: %(featurization_default)s)"
+    )
     pretrain = command("pretrain", _pretrain, "pretrain a DIM encoder without labels")
-    pretrain.add_argument("data", help="CSV file, structure folder or featurized store")
+    pretrain.add_argument("data", help=f"{DATA_HELP}, or a store written by skdim featurize")
     pretrain.add_argument("--out", required=True, help="output model directory")
-    pretrain.add_argument("--max-atoms", type=int, default=DEFAULTS.max_atoms)
+    pretrain.add_argument("--max-atoms", type=int, default=None, help=max_atoms_help)
     pretrain.add_argument(
         "--distributed",
         action="store_true",
         help="data-parallel over the processes started by accelerate launch or torchrun",
     )
     pretrain.add_argument(
-        "--max-epochs", type=int, default=100, help="most epochs (default: %(default)s)"
+        "--max-epochs",
+        type=int,
+        default=100,
+        help="most epochs (the plateau schedule stops earlier)",
     )
     pretrain.add_argument(
         "--lr-schedule",
         default="plateau",
         choices=["plateau", "constant"],
         help="plateau: cut the learning rate when the validation loss stops improving, "
-        "stop after two cuts (default: %(default)s)",
+        "stop after two cuts; constant: lr for --max-epochs epochs",
     )
-    pretrain.add_argument("--plateau-patience", type=int, default=3, help="epochs")
-    _training_options(pretrain)
+    pretrain.add_argument(
+        "--plateau-patience",
+        type=int,
+        default=3,
+        help="epochs without improvement that make a plateau (cut the learning rate)",
+    )
+    add_training_options(pretrain, validation_fraction=0.1)
 
     featurize = command("featurize", _featurize, "featurize into a sharded store (resumable)")
-    featurize.add_argument("data")
+    featurize.add_argument("data", help=DATA_HELP)
     featurize.add_argument("--out", required=True, help="store directory")
-    featurize.add_argument("--max-atoms", type=int, default=DEFAULTS.max_atoms)
-    featurize.add_argument("--shard-size", type=int, default=1000)
+    featurize.add_argument("--max-atoms", type=int, default=None, help=max_atoms_help)
+    featurize.add_argument("--shard-size", type=int, default=1000, help="structures per shard")
 
+    load_device = "device to load the model on (default: the saved one; cpu without a GPU)"
     embed = command("embed", _embed, "write DIM embeddings to a CSV file")
-    embed.add_argument("model")
-    embed.add_argument("data")
-    embed.add_argument("--out", required=True)
-    embed.add_argument("--device", default=None)
+    embed.add_argument(
+        "model", help="directory written by skdim pretrain, or the name of a shipped model"
+    )
+    embed.add_argument("data", help=DATA_HELP)
+    embed.add_argument(
+        "--out", required=True, help="output CSV file: one row per structure, one column each"
+    )
+    embed.add_argument("--device", default=None, help=load_device)
 
     fit = command("fit", _fit, "train a SiteNetRegressor (optionally from a pretrained model)")
-    fit.add_argument("data")
-    fit.add_argument("--target", default=None, help="label column of a CSV file")
+    fit.add_argument(
+        "data",
+        help="CSV file with a CIF column and a label column (--target), or folder of "
+        "CIF/POSCAR files with an id_prop.csv of labels",
+    )
+    fit.add_argument(
+        "--target",
+        default=None,
+        help="label column of a CSV file (required for a CSV file; a folder's labels are "
+        "those of its id_prop.csv)",
+    )
     fit.add_argument("--out", required=True, help="output model directory")
     fit.add_argument(
         "--pretrained",
         default=None,
         help="directory of a saved DIM model, or the name of a shipped one",
     )
-    fit.add_argument("--loss", default="mae", choices=["mae", "mse", "huber"])
-    fit.add_argument("--output", default="identity", choices=["identity", "softplus", "trelu"])
-    fit.add_argument("--max-atoms", type=int, default=None)
+    fit.add_argument(
+        "--loss", default="mae", choices=["mae", "mse", "huber"], help="training loss"
+    )
+    fit.add_argument(
+        "--output",
+        default="identity",
+        choices=["identity", "softplus", "trelu"],
+        help="output function; softplus and trelu predict only non-negative values (band gaps)",
+    )
+    fit.add_argument(
+        "--max-atoms",
+        type=int,
+        default=None,
+        help="largest supercell, in atoms (default: the pretrained model's, else "
+        "%(featurization_default)s)",
+    )
     fit.add_argument(
         "--max-steps",
         default="auto",
-        help="optimizer steps, or auto (grows with the data; default: %(default)s)",
+        help="optimizer steps, or auto: 4 per labelled structure, from 500 to 4000",
     )
-    fit.add_argument("--max-epochs", type=int, default=None, help="epochs instead of steps")
     fit.add_argument(
-        "--lr-schedule", default="cosine", choices=["cosine", "constant"], help="default: cosine"
+        "--max-epochs", type=int, default=None, help="train this many epochs instead of steps"
     )
-    _training_options(fit)
+    fit.add_argument(
+        "--lr-schedule",
+        default="cosine",
+        choices=["cosine", "constant"],
+        help="cosine: warm-up, then decay to 1%% of lr at the last step; constant: lr throughout",
+    )
+    add_training_options(fit, validation_fraction=None)
 
-    predict = command("predict", _predict, "predict with a saved SiteNetRegressor")
-    predict.add_argument("model")
-    predict.add_argument("data")
-    predict.add_argument("--out", required=True)
-    predict.add_argument("--device", default=None)
+    predict = command(
+        "predict", _predict, "predict with a saved SiteNetRegressor or SiteNetClassifier"
+    )
+    predict.add_argument(
+        "model", help="directory written by skdim fit (or by the save method of an estimator)"
+    )
+    predict.add_argument("data", help=DATA_HELP)
+    predict.add_argument(
+        "--out",
+        required=True,
+        help="output CSV file: id, prediction (a classifier adds one probability_CLASS "
+        "column per class)",
+    )
+    predict.add_argument("--device", default=None, help=load_device)
 
     benchmark = command(
         "benchmark",
         _benchmark,
         "label-masking benchmark, in a source checkout (benchmarks/label_masking.py)",
     )
-    if _benchmark_module() is not None:  # else the command says where the script is
-        _benchmark_module().add_arguments(benchmark)
+    benchmark.add_lazily = _benchmark_arguments  # loads the script only for this command
 
     for sub in (pretrain, featurize, embed, fit, predict):
         sub.add_argument("--structure-col", default="cif", help="CIF column of a CSV file")
         sub.add_argument("--n-jobs", type=int, default=1, help="processes for parsing/featurizing")
-        sub.add_argument("--quiet", action="store_true", help="no progress bars or epoch table")
+        sub.add_argument(
+            "--quiet", action="store_true", help="no progress bars or epoch table, only the result"
+        )
     return parser
 
 

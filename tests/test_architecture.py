@@ -26,7 +26,7 @@ LAYERS = {
     "data": {"skdim.data", "skdim._inputs", "skdim._shards", "skdim.store"},
     "nn": {"skdim.nn"},  # and its submodules
     "estimators": set(),
-    "cli": {"skdim.cli", "skdim.__main__"},
+    "cli": {"skdim.cli", "skdim._cli_support", "skdim.__main__"},
 }
 
 
