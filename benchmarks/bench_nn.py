@@ -103,9 +103,10 @@ class NaiveDIM(nn.Module):
         return self.bottleneck(x), x
 
     def forward(self, site_features, pair_features, neighbor_site, site_mask, pair_mask, **_):
-        from skdim.nn.infomax import (
+        from skdim.nn import DIMScores
+        from skdim.nn.critics import distance_weights
+        from skdim.nn.negatives import (
             derangement,
-            distance_weights,
             engineered_negatives,
             partner_rows,
             take_rows,
@@ -133,13 +134,7 @@ class NaiveDIM(nn.Module):
             return (keys * q[:, :, None]).sum(-1)
 
         own, partner = (site_features, neighbor_site), (site_features[sigma], neighbor_site[sigma])
-        scores = {
-            "site_mask": site_mask,
-            "derangement": sigma,
-            "local_mean": local,
-            "local_logvar": logvar,
-            "global_mean": g,
-            "global_logvar": g_logvar,
+        local_scores = {
             "local_pos": critic(*own, d),
             "local_pos_weight": distance_weights(d, pair_mask),
             "local_neg": torch.stack(
@@ -173,9 +168,18 @@ class NaiveDIM(nn.Module):
                     )[0]
                 )
         crystals = self.crystal(g + torch.exp(0.5 * g_logvar) * torch.randn_like(g))
-        scores["global_scores"] = torch.einsum("bpd,cd->bpc", self.site(local.detach()), crystals)
-        scores["global_engineered"] = torch.stack(
-            [(self.site(n) * crystals[:, None]).sum(-1) for n in negatives]
+        scores = DIMScores(
+            site_mask=site_mask,
+            derangement=sigma,
+            local_mean=local,
+            local_logvar=logvar,
+            global_mean=g,
+            global_logvar=g_logvar,
+            **local_scores,
+            global_scores=torch.einsum("bpd,cd->bpc", self.site(local.detach()), crystals),
+            global_engineered=torch.stack(
+                [(self.site(n) * crystals[:, None]).sum(-1) for n in negatives]
+            ),
         )
         return g, scores
 
@@ -206,9 +210,9 @@ def build(variant, scaling):
 
     if variant.endswith("_ref"):  # the former step: torch's Mish, not the fused one
         import skdim.nn.attention
-        import skdim.nn.infomax
+        import skdim.nn.critics
 
-        for module in (skdim.nn.activation, skdim.nn.attention, skdim.nn.infomax):
+        for module in (skdim.nn.activation, skdim.nn.attention, skdim.nn.critics):
             module.mish = torch.nn.functional.mish
         variant = variant[: -len("_ref")]
     if variant == "supervised":

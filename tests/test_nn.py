@@ -178,9 +178,9 @@ def test_dim_module_and_loss(inputs, scaling):
     model.encoder.set_feature_scaling(**scaling)
     embedding, scores = model(**batch_of(inputs[:6]))
     assert embedding.shape == (6, 64)
-    assert scores["global_scores"].shape[::2] == (6, 6)
-    assert scores["global_engineered"].shape[0] == 3
-    assert (scores["derangement"] != torch.arange(6)).all()
+    assert scores.global_scores.shape[::2] == (6, 6)
+    assert scores.global_engineered.shape[0] == 3
+    assert (scores.derangement != torch.arange(6)).all()
     for estimator in ("jsd", "infonce"):
         terms = DIMLoss(estimator=estimator)(scores)
         assert terms["loss"].ndim == 0 and torch.isfinite(terms["loss"])

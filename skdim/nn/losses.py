@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn.functional import cross_entropy, softplus
 
+from skdim.nn.infomax import DIMScores
 from skdim.nn.layers import MASK_FILL
 
 #: The regression losses of ``SiteNetRegressor(loss=...)``, by name.
@@ -45,6 +46,8 @@ def crystal_mean(per_site: torch.Tensor, site_mask: torch.Tensor) -> torch.Tenso
 
 class DIMLoss(nn.Module):
     """Weighted Deep InfoMax loss computed from the scores of :class:`SiteNetDIM`.
+
+    It reads a :class:`~skdim.nn.DIMScores` record, whatever module built it.
 
     ``loss = local_weight * local + global_weight * global
     + kl_weight * (KL_local + KL_global) + prior_weight * prior``.
@@ -105,12 +108,12 @@ class DIMLoss(nn.Module):
         self.kl_weight, self.prior_weight = kl_weight, prior_weight
         self.estimator = estimator
 
-    def forward(self, scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, scores: DIMScores) -> dict[str, torch.Tensor]:
         """Compute the loss and its parts.
 
         Parameters
         ----------
-        scores : dict of tensors
+        scores : DIMScores
             The second output of :meth:`SiteNetDIM.forward`.
 
         Returns
@@ -121,16 +124,16 @@ class DIMLoss(nn.Module):
         higher is better: 2 log 2 - loss for JSD, log(candidates) - loss for
         InfoNCE).
         """
-        mask = scores["site_mask"]
+        mask = scores.site_mask
         local, local_mi = self._local(scores)
         global_, global_mi = self._global(scores)
         kl = (
-            crystal_mean(gaussian_kl(scores["local_mean"], scores["local_logvar"]).mean(-1), mask)
-            + gaussian_kl(scores["global_mean"], scores["global_logvar"]).mean()
+            crystal_mean(gaussian_kl(scores.local_mean, scores.local_logvar).mean(-1), mask)
+            + gaussian_kl(scores.global_mean, scores.global_logvar).mean()
         )
         prior = torch.zeros((), device=mask.device)
-        if "prior_real" in scores:
-            prior = softplus(-scores["prior_real"]).mean() + softplus(scores["prior_fake"]).mean()
+        if scores.prior_real is not None:
+            prior = softplus(-scores.prior_real).mean() + softplus(scores.prior_fake).mean()
         loss = (
             self.local_weight * local
             + self.global_weight * global_
@@ -147,25 +150,25 @@ class DIMLoss(nn.Module):
             "global_mi": global_mi.detach(),
         }
 
-    def _local(self, s: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        pos, pos_w = s["local_pos"].float(), s["local_pos_weight"]
-        neg, neg_w = s["local_neg"].float(), s["local_neg_weight"]
+    def _local(self, s: DIMScores) -> tuple[torch.Tensor, torch.Tensor]:
+        pos, pos_w = s.local_pos.float(), s.local_pos_weight
+        neg, neg_w = s.local_neg.float(), s.local_neg_weight
         if self.estimator == "jsd":
             pos_term = (pos_w * softplus(-pos)).sum(-1)  # (B, P)
             neg_term = (neg_w * softplus(neg)).sum(-1).mean(0)
             per_site = pos_term + neg_term
-            loss = crystal_mean(per_site, s["site_mask"])
+            loss = crystal_mean(per_site, s.site_mask)
             return loss, 2 * math.log(2) - loss
         logits = torch.cat([pos[None], neg.masked_fill(neg_w <= 0, MASK_FILL)])  # (4, B, P, J)
         nll = -torch.log_softmax(logits, dim=0)[0]
         per_site = (pos_w * nll).sum(-1)
-        loss = crystal_mean(per_site, s["site_mask"])
+        loss = crystal_mean(per_site, s.site_mask)
         return loss, math.log(logits.shape[0]) - loss
 
-    def _global(self, s: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        scores, sigma, mask = s["global_scores"].float(), s["derangement"], s["site_mask"]
+    def _global(self, s: DIMScores) -> tuple[torch.Tensor, torch.Tensor]:
+        scores, sigma, mask = s.global_scores.float(), s.derangement, s.site_mask
         batch = torch.arange(scores.shape[0], device=scores.device)
-        engineered = s.get("global_engineered")
+        engineered = s.global_engineered
         if self.estimator == "jsd":
             positive = scores[batch, :, batch]  # (B, P)
             negatives = [scores[batch, :, sigma]]

@@ -7,19 +7,18 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from skdim.nn.encoder import SiteNetEncoder, encoder_config
-from skdim.nn.infomax import (
+from skdim.nn.critics import (
     GlobalCritic,
     GradientReversal,
     LocalCritic,
-    derangement,
     distance_weights,
-    engineered_negatives,
-    partner_rows,
     sample_neighbors,
-    take_rows,
 )
+from skdim.nn.encoder import SiteNetEncoder, encoder_config
+from skdim.nn.infomax import DIMScores
 from skdim.nn.layers import MLP, Linear, OutputActivation
+from skdim.nn.negatives import Corruption, derangement, partner_rows, take_rows
+from skdim.nn.negatives import engineered_negatives as _engineered_negatives
 
 
 class SiteNet(nn.Module):
@@ -104,31 +103,47 @@ class SiteNet(nn.Module):
 
 
 class SiteNetDIM(nn.Module):
-    """Site-Net encoder trained by Deep InfoMax, with its critics.
+    """Deep InfoMax around a Site-Net encoder: encoder, corruption and critics as parts.
 
-    One forward pass computes everything :class:`~skdim.nn.DIMLoss` needs:
+    Composed like PyTorch Geometric's ``DeepGraphInfomax``: it receives an
+    encoder and a corruption (or builds the defaults) and adds the critics.
+    One forward pass computes everything :class:`~skdim.nn.DIMLoss` needs (a
+    :class:`~skdim.nn.DIMScores`):
 
     * local: the site representation l_i (with reparameterized Gaussian noise
       in training) against its true neighbours (s_u(j), d_ij) and three
       corrupted neighbour sets taken from a deranged partner crystal (all
       fake; fake distances; fake identities), weighted by (d + 1)^-2;
     * global: the crystal embedding g against its sites' l_i, against the
-      partner crystal's g, and against sites re-encoded from the engineered
-      negatives (wrong composition, wrong geometry, shuffled neighbours),
-      encoded in one batched pass without gradients.
+      partner crystal's g, and against sites re-encoded from the corrupted
+      copies of the batch (by default the engineered negatives: wrong
+      composition, wrong geometry, shuffled neighbours), encoded in one
+      batched pass without gradients.
 
     Parameters
     ----------
     n_site_features, n_pair_features : int
-        Input widths (F and C).
+        Input widths (F and C) of the encoder it builds.
+    encoder : SiteNetEncoder or None, default=None
+        The encoder to pretrain; None builds one from ``preset``,
+        ``n_site_features``, ``n_pair_features`` and ``**encoder_options``
+        (which must then be left out). It needs a ``local_dim`` bottleneck.
+    corruption : Corruption or None, default=None
+        Turns a batch into corrupted copies whose sites are global negatives
+        (see :class:`~skdim.nn.negatives.Corruption`); None uses
+        :func:`~skdim.nn.engineered_negatives` when ``engineered_negatives``
+        is True.
     preset : {"dim", "paper"}, default="dim"
-        Encoder architecture; it needs a ``local_dim`` bottleneck.
+        Architecture of the encoder it builds; it needs a ``local_dim``
+        bottleneck.
     projection_dim : int, default=128
         Width of the critics' projection spaces.
     critic_hidden : int, default=64
         Hidden width of the critics.
     engineered_negatives : bool, default=True
-        Add the three engineered negatives to the global objective.
+        Add the corrupted copies to the global objective; False leaves the
+        partner crystals as the only global negatives (and refuses a
+        ``corruption``).
     global_trains_local : bool, default=False
         Let the global objective's gradients reach the local encoder (the
         original detaches the site representations, which gave better
@@ -148,6 +163,8 @@ class SiteNetDIM(nn.Module):
     ----------
     encoder : SiteNetEncoder
         The encoder being pretrained.
+    corruption : Corruption or None
+        The corruption of the global negatives.
     local_critic : LocalCritic
         Scores a site representation against its neighbours.
     global_critic : GlobalCritic
@@ -159,16 +176,19 @@ class SiteNetDIM(nn.Module):
     >>> from pymatgen.core import Lattice, Structure
     >>> from skdim.data import SiteNetDataset, collate_sitenet
     >>> from skdim.featurize import featurize
-    >>> from skdim.nn import SiteNetDIM
+    >>> from skdim.nn import SiteNetDIM, SiteNetEncoder, encoder_config
     >>> cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     >>> po = Structure(Lattice.cubic(3.35), ["Po"], [[0, 0, 0]])
     >>> batch, _ = collate_sitenet(list(SiteNetDataset(featurize([cscl, po], max_atoms=30))))
     >>> model = SiteNetDIM().eval()  # eval: fixed negatives, all neighbours
     >>> embedding, scores = model(**batch)
-    >>> embedding.shape, scores["global_scores"].shape  # (B, E), (B, P, B)
+    >>> embedding.shape, scores.global_scores.shape  # (B, E), (B, P, B)
     (torch.Size([2, 64]), torch.Size([2, 2, 2]))
-    >>> scores["local_neg"].shape  # 3 kinds of fake neighbours, (3, B, P, J)
+    >>> scores.local_neg.shape  # 3 kinds of fake neighbours, (3, B, P, J)
     torch.Size([3, 2, 2, 27])
+    >>> encoder = SiteNetEncoder(8, 1, **encoder_config("dim", n_blocks=2))
+    >>> SiteNetDIM(encoder=encoder).encoder is encoder  # an encoder of one's own
+    True
     """
 
     def __init__(
@@ -176,6 +196,8 @@ class SiteNetDIM(nn.Module):
         n_site_features: int = 8,
         n_pair_features: int = 1,
         *,
+        encoder: SiteNetEncoder | None = None,
+        corruption: Corruption | None = None,
         preset: str = "dim",
         projection_dim: int = 128,
         critic_hidden: int = 64,
@@ -186,20 +208,32 @@ class SiteNetDIM(nn.Module):
         **encoder_options,
     ):
         super().__init__()
-        config = encoder_config(preset, **encoder_options)
-        self.encoder = SiteNetEncoder(n_site_features, n_pair_features, **config)
+        if encoder is None:
+            config = encoder_config(preset, **encoder_options)
+            encoder = SiteNetEncoder(n_site_features, n_pair_features, **config)
+        elif encoder_options:
+            raise ValueError(
+                f"encoder options {sorted(encoder_options)} apply to the encoder SiteNetDIM "
+                "builds; with encoder=..., set them on that encoder"
+            )
+        if corruption is not None and not engineered_negatives:
+            raise ValueError("a corruption was given but engineered_negatives=False")
+        if corruption is None and engineered_negatives:
+            corruption = _engineered_negatives
+        self.encoder = encoder
         self.local_samples = local_samples
-        local_dim, embedding_dim = self.encoder.local_dim, self.encoder.embedding_dim
-        self.local_logvar = Linear(self.encoder.summary_dim, local_dim)
-        self.global_logvar = Linear(self.encoder.post_pool.out_dim, embedding_dim)
-        self.local_critic = LocalCritic(local_dim, n_site_features, critic_hidden, projection_dim)
+        local_dim, embedding_dim = encoder.local_dim, encoder.embedding_dim
+        self.local_logvar = Linear(encoder.summary_dim, local_dim)
+        self.global_logvar = Linear(encoder.post_pool.out_dim, embedding_dim)
+        n_sites = encoder.site_mean.shape[0]  # the width of the raw site features
+        self.local_critic = LocalCritic(local_dim, n_sites, critic_hidden, projection_dim)
         self.global_critic = GlobalCritic(embedding_dim, local_dim, critic_hidden, projection_dim)
-        self.engineered_negatives = engineered_negatives
+        self.corruption = corruption
         self.global_trains_local = global_trains_local
         self.prior_local = MLP(local_dim, [256], 1) if prior_matching else None
         self.prior_global = MLP(embedding_dim, [256], 1) if prior_matching else None
 
-    def forward(self, **batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, **batch: torch.Tensor) -> tuple[torch.Tensor, DIMScores]:
         """Embeddings and the critics' scores for :class:`DIMLoss`.
 
         Parameters
@@ -213,7 +247,7 @@ class SiteNetDIM(nn.Module):
         -------
         embedding : tensor of shape (B, embedding_dim)
             The crystal embeddings g (noise-free).
-        scores : dict of tensors
+        scores : DIMScores
             Positive and negative critic scores, weights, masks and Gaussian
             code parameters: the input of :class:`DIMLoss`.
         """
@@ -226,39 +260,39 @@ class SiteNetDIM(nn.Module):
         global_input = local if self.global_trains_local else local.detach()
         embedding, hidden = self.encoder.readout(global_input, site_mask)
         global_logvar = self.global_logvar(hidden)
-        scores = {
-            "site_mask": site_mask,
-            "derangement": sigma,
-            "local_mean": local,
-            "local_logvar": local_logvar,
-            "global_mean": embedding,
-            "global_logvar": global_logvar,
-        }
-        scores.update(self._local_scores(batch, noisy_local, sigma))
-        negatives = None
-        if self.engineered_negatives:
+        local_scores = self._local_scores(batch, noisy_local, sigma)
+        corrupted = None
+        if self.corruption is not None:
             with torch.no_grad():
                 frozen = {**batch, "pair_embedding": batch["pair_embedding"].detach()}
-                corrupted = engineered_negatives(frozen, sigma, random=self.training)
-                negatives = self.encoder.encode_sites(**corrupted)[0].unflatten(0, (3, -1))
+                copies = self.corruption(frozen, sigma, random=self.training)
+                corrupted = self.encoder.encode_sites(**copies)[0].unflatten(0, (-1, len(sigma)))
         noisy_embedding = _sample(embedding, global_logvar, self.training)
-        scores["global_scores"], engineered = self.global_critic(
-            noisy_embedding, global_input, negatives
-        )
-        if engineered is not None:
-            scores["global_engineered"] = engineered
+        global_scores, engineered = self.global_critic(noisy_embedding, global_input, corrupted)
+        prior_real = prior_fake = None
         if self.prior_local is not None:
             fake_local = GradientReversal.apply(local[site_mask])
             fake_global = GradientReversal.apply(embedding)
-            scores["prior_real"] = torch.cat(
+            prior_real = torch.cat(
                 [
                     self.prior_local(torch.randn_like(fake_local)),
                     self.prior_global(torch.randn_like(fake_global)),
                 ]
             )
-            scores["prior_fake"] = torch.cat(
-                [self.prior_local(fake_local), self.prior_global(fake_global)]
-            )
+            prior_fake = torch.cat([self.prior_local(fake_local), self.prior_global(fake_global)])
+        scores = DIMScores(
+            site_mask=site_mask,
+            derangement=sigma,
+            local_mean=local,
+            local_logvar=local_logvar,
+            global_mean=embedding,
+            global_logvar=global_logvar,
+            **local_scores,
+            global_scores=global_scores,
+            global_engineered=engineered,
+            prior_real=prior_real,
+            prior_fake=prior_fake,
+        )
         return embedding, scores
 
     def _local_scores(self, batch, local, sigma) -> dict[str, torch.Tensor]:
