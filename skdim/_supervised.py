@@ -6,14 +6,17 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from sklearn.frozen import FrozenEstimator
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from skorch.callbacks import Callback
 
 from skdim._base import SiteNetMixin
 from skdim._featurize_settings import FEATURIZATION_DEFAULTS
 from skdim._inputs import align_targets, as_structures, check_targets
-from skdim.nn import PRESETS
+from skdim.nn import PRESETS, SiteNetEnsemble, ensemble_members
 from skdim.persistence import load_state_dict, read_config
 from skdim.pretrained import resolve_saved_model
 
@@ -58,8 +61,10 @@ class PretrainedSource:
         if self._module is not None:
             state = self._module.encoder.state_dict()
             return {k: v.detach().cpu().clone() for k, v in state.items()}
-        prefix = "encoder."
         state = load_state_dict(self._path, "cpu")
+        prefix = "encoder."
+        if not any(k.startswith(prefix) for k in state):  # an ensemble: its first member
+            prefix = "members.0.encoder."
         return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
@@ -93,9 +98,25 @@ class SupervisedMixin(SiteNetMixin):
     def _n_outputs(self) -> int:
         return getattr(self, "n_outputs_", 1)
 
-    def initialize_module(self):
-        """Build SiteNet (its encoder frozen with ``freeze_encoder``).
+    def _n_members(self) -> int:
+        """Networks trained side by side (``n_estimators`` of the regressor; 1 here)."""
+        return 1
 
+    def _member_seeds(self) -> list[int]:
+        """Seeds of the initial weights of members 2, 3, ... (derived from ``random_state``)."""
+        seed = getattr(self, "seed_", None)
+        if seed is None:  # built outside fit (a loaded model): the weights come from a file
+            seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        rng = np.random.default_rng(seed)
+        return [int(s) for s in rng.integers(2**31 - 1, size=self._n_members() - 1)]
+
+    def initialize_module(self):
+        """Build SiteNet (its encoder frozen with ``freeze_encoder``), or an ensemble of them.
+
+        With several members (``n_estimators > 1``), the first is built from
+        the torch random state as a single network would be, and member k
+        from its own seed (:meth:`_member_seeds`), so the first member starts
+        from the weights of the single model with the same ``random_state``.
         The pretrained weights are loaded by :meth:`_initial_weights` when a
         fit starts, not here: a loaded model gets its weights from its file.
 
@@ -103,22 +124,64 @@ class SupervisedMixin(SiteNetMixin):
         -------
         self
         """
-        module = self._build_module(
-            {
-                **self._architecture(),
-                "n_outputs": self._n_outputs(),
-                "head_hidden": self.head_hidden,
-                "output": self._output(),
-            }
-        )
+        settings = {
+            **self._architecture(),
+            "n_outputs": self._n_outputs(),
+            "head_hidden": self.head_hidden,
+            "output": self._output(),
+        }
+        members = [self._build_module(settings)]
+        for seed in self._member_seeds():
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                members.append(self._build_module(settings))
         targets = getattr(self, "target_scaling_", None)
-        if targets is not None:
-            module.target_shift.copy_(torch.as_tensor(targets[0]))
-            module.target_scale.copy_(torch.as_tensor(targets[1]))
-        if self.freeze_encoder:
-            module.encoder.requires_grad_(False)
-        self.module_ = module
+        for module in members:
+            if targets is not None:
+                module.target_shift.copy_(torch.as_tensor(targets[0]))
+                module.target_scale.copy_(torch.as_tensor(targets[1]))
+            if self.freeze_encoder:
+                module.encoder.requires_grad_(False)
+        self.module_ = members[0] if len(members) == 1 else SiteNetEnsemble(members)
         return self
+
+    def get_default_callbacks(self):
+        """The shared callbacks; an ensemble clips each member's gradient norm on its own.
+
+        Returns
+        -------
+        list of (str, Callback)
+        """
+        callbacks = list(super().get_default_callbacks())
+        if self._n_members() > 1:
+            callbacks = [
+                (name, MemberGradientClipping(self.gradient_clip))
+                if name == "gradient_clip"
+                else (name, callback)
+                for name, callback in callbacks
+            ]
+        return callbacks
+
+    def train_step(self, batch, **fit_params):
+        """One optimizer step; an ensemble records the mean of its members' losses.
+
+        Parameters
+        ----------
+        batch : tuple
+            ``(inputs, targets)`` from the training iterator.
+        **fit_params : dict
+            Passed on to the module.
+
+        Returns
+        -------
+        dict
+            ``loss`` (the members' mean) and ``y_pred``.
+        """
+        step = super().train_step(batch, **fit_params)
+        members = len(ensemble_members(self.module_))
+        if members > 1:  # get_loss summed them for the backward pass
+            step["loss"] = step["loss"] / members
+        return step
 
     def _output(self) -> str:
         return "identity"
@@ -146,9 +209,32 @@ class SupervisedMixin(SiteNetMixin):
             _load_encoder(self.module_, PretrainedSource(self.pretrained).encoder_state())
 
 
+class MemberGradientClipping(Callback):
+    """Clip the gradient norm of each ensemble member separately.
+
+    A member then takes the step it would take trained alone on the same
+    batches (the norm of all members together would clip more often).
+
+    Parameters
+    ----------
+    max_norm : float
+        Largest L2 norm of one member's gradient.
+    """
+
+    def __init__(self, max_norm: float):
+        self.max_norm = max_norm
+
+    def on_grad_computed(self, net, named_parameters, **kwargs) -> None:
+        """Clip each member's gradients (``named_parameters`` is not needed)."""
+        for member in ensemble_members(net.module_):
+            parameters = [p for p in member.parameters() if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(parameters, self.max_norm)
+
+
 def _load_encoder(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
     try:
-        module.encoder.load_state_dict(state, strict=True)
+        for member in ensemble_members(module):
+            member.encoder.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise ValueError(
             "the pretrained encoder does not fit this model's encoder (different "

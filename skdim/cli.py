@@ -148,6 +148,7 @@ def _fit(args: argparse.Namespace) -> None:
         output=args.output,
         max_atoms=args.max_atoms,
         max_steps=args.max_steps if args.max_steps == "auto" else int(args.max_steps),
+        n_estimators=args.n_estimators,
         **_common(args),
     ).fit(structures, targets)
     model.save(args.out)
@@ -169,13 +170,21 @@ def _predict(args: argparse.Namespace) -> None:
     set_quiet(model, args)
     structures, _ = load_data(args.data, args.structure_col, None, args.n_jobs, not args.quiet)
     if isinstance(model, SiteNetClassifier):
+        if args.std:
+            raise ValueError("--std is for regressors; a classifier writes class probabilities")
         frame = class_table(model, structures)
         frame.to_csv(args.out)
         print(f"wrote {len(frame)} predicted classes and their probabilities to {args.out}")
         return
-    predictions = model.predict(structures)
-    frame = pd.DataFrame(predictions.reshape(len(structures), -1), index=structures.index)
+    predictions = (
+        model.predict(structures, return_std=True) if args.std else (model.predict(structures),)
+    )
+    frame = pd.DataFrame(predictions[0].reshape(len(structures), -1), index=structures.index)
     frame.columns = ["prediction"] if frame.shape[1] == 1 else [f"prediction{i}" for i in frame]
+    if args.std:  # one <column>_std after each prediction column
+        std = predictions[1].reshape(len(structures), -1)
+        for i, column in reversed(list(enumerate(frame.columns))):
+            frame.insert(i + 1, f"{column}_std", std[:, i])
     frame.to_csv(args.out)
     print(f"wrote {len(frame)} predictions to {args.out}")
 
@@ -336,6 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-epochs", type=int, default=None, help="train this many epochs instead of steps"
     )
     fit.add_argument(
+        "--n-estimators",
+        type=int,
+        default=1,
+        help="networks trained side by side (a deep ensemble; >= 2 gives predict --std); "
+        "time and memory grow about as much (default: %(default)s)",
+    )
+    fit.add_argument(
         "--lr-schedule",
         default="cosine",
         choices=["cosine", "constant"],
@@ -357,6 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
         "column per class)",
     )
     predict.add_argument("--device", default=None, help=load_device)
+    predict.add_argument(
+        "--std",
+        action="store_true",
+        help="add a <column>_std column: the spread of an ensemble's networks "
+        "(a model fitted with --n-estimators 2 or more)",
+    )
 
     benchmark = command(
         "benchmark",

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import MultiOutputMixin
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from skorch import NeuralNetRegressor
 
 from skdim._inputs import row_labels
 from skdim._supervised import SupervisedMixin
-from skdim.nn import SiteNet
+from skdim.nn import SiteNet, ensemble_members
 from skdim.nn.losses import REGRESSION_LOSSES as _LOSSES
 
 
@@ -49,6 +50,14 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
     standardize_targets : bool, default=True
         Fit the head on (y - mean) / std (std only for non-negative outputs);
         predictions are returned in the original units.
+    n_estimators : int, default=1
+        Networks trained side by side in one fit (a deep ensemble): each
+        starts from its own seed (derived from ``random_state``; each
+        fine-tunes the same ``pretrained`` encoder), all see the same
+        batches, and :meth:`predict` returns their mean, with
+        ``return_std=True`` also their standard deviation (an error bar).
+        Fit time and memory grow about n_estimators-fold; with 1 the model
+        is exactly the single network.
     max_atoms, supercell, site_properties, pair_features, max_sites : default=None
         Featurization (see :class:`DIMPretrainer`); None means the pretrained
         model's setting, else 50, "cubic", the 8 Magpie properties,
@@ -88,7 +97,9 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
 
     Attributes
     ----------
-    module_ : SiteNet
+    module_ : SiteNet or SiteNetEnsemble
+        The network; a :class:`~skdim.nn.SiteNetEnsemble` of SiteNets when
+        ``n_estimators > 1``.
     n_outputs_ : int
     featurization_ : dict
 
@@ -122,6 +133,11 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
 
     >>> model = SiteNetRegressor(pretrained="dim_model", max_epochs=50)
     >>> model.fit(X[:80], y[:80])  # doctest: +SKIP
+
+    Error bars from an ensemble of 5 networks:
+
+    >>> model = SiteNetRegressor(n_estimators=5, random_state=0, verbose=0)
+    >>> mean, std = model.fit(X[:80], y[:80]).predict(X[80:], return_std=True)  # doctest: +SKIP
     """
 
     _parameter_constraints: dict[str, list] = {
@@ -129,6 +145,7 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
         "output": [StrOptions({"identity", "softplus", "trelu"})],
         "loss": [StrOptions(set(_LOSSES))],
         "standardize_targets": ["boolean"],
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
     }
     _fitted_attributes = ("module_", "n_outputs_", "targets_1d_")
 
@@ -144,6 +161,7 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
         output: str = "identity",
         loss: str = "mae",
         standardize_targets: bool = True,
+        n_estimators: int = 1,
         max_atoms: int | None = None,
         supercell: str | None = None,
         site_properties: tuple[str, ...] | None = None,
@@ -186,6 +204,7 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
         self.output = output
         self.loss = loss
         self.standardize_targets = standardize_targets
+        self.n_estimators = n_estimators
         self.max_atoms = max_atoms
         self.supercell = supercell
         self.site_properties = site_properties
@@ -204,6 +223,9 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
 
     def _output(self) -> str:
         return self.output
+
+    def _n_members(self) -> int:
+        return self.n_estimators
 
     def _encode_targets(self, y: Any, n: int) -> np.ndarray:
         targets = super()._encode_targets(y, n)
@@ -248,28 +270,82 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Loss on standardized targets.
 
+        An ensemble's loss is each member's loss, summed in training (so that
+        each member gets the gradient of its own loss) and averaged otherwise.
+
         Parameters
         ----------
-        y_pred : tensor of shape (B, n_outputs)
+        y_pred : tensor of shape (B, n_outputs), or (B, n_members, n_outputs)
             Predictions, in the units of the targets.
         y_true : tensor of shape (B,) or (B, n_outputs)
             Targets.
         X : dict of tensors, optional
             The batch (unused).
         training : bool, default=False
-            Whether this is a training step (unused).
+            Whether this is a training step (an ensemble's loss is then the
+            sum over members, else their mean).
 
         Returns
         -------
         tensor
             The scalar loss.
         """
-        shift, scale = self.module_.target_shift, self.module_.target_scale
-        y_true = y_true.to(y_pred.device).view_as(y_pred)
-        return self.criterion_((y_pred - shift) / scale, (y_true - shift) / scale)
+        first = ensemble_members(self.module_)[0]
+        shift, scale = first.target_shift, first.target_scale
+        if y_pred.ndim == 2:
+            y_true = y_true.to(y_pred.device).view_as(y_pred)
+            return self.criterion_((y_pred - shift) / scale, (y_true - shift) / scale)
+        y_true = y_true.to(y_pred.device).view_as(y_pred[:, 0])
+        losses = torch.stack(
+            [
+                self.criterion_((y_pred[:, k] - shift) / scale, (y_true - shift) / scale)
+                for k in range(y_pred.shape[1])
+            ]
+        )
+        return losses.sum() if training else losses.mean()
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Predict targets.
+    def predict(self, X: Any, return_std: bool = False):
+        """Predict targets, and with an ensemble their standard deviation.
+
+        Parameters
+        ----------
+        X : list, array or Series of Structure, a single-column DataFrame, or
+            featurized inputs
+        return_std : bool, default=False
+            Also return the standard deviation of the members' predictions
+            (``n_estimators >= 2``); an error bar whose calibration the user
+            guide reports ("Error bars").
+
+        Returns
+        -------
+        mean : ndarray of shape (n,) or (n, n_outputs)
+            One row per structure, 1-D if y was 1-D in fit; an ensemble's
+            mean over members.
+        std : ndarray of the same shape
+            Only with ``return_std=True``: the standard deviation over
+            members (``ddof=1``).
+
+        Raises
+        ------
+        ValueError
+            ``return_std=True`` for a single network (``n_estimators=1``).
+        """
+        if return_std:
+            self.check_is_fitted(list(self._fitted_attributes))
+            if len(ensemble_members(self.module_)) < 2:
+                raise ValueError(
+                    "return_std=True needs an ensemble, and this model is one network: "
+                    "fit SiteNetRegressor(n_estimators=5) (any n_estimators >= 2) for error bars"
+                )
+        members = self.predict_members(X)
+        shape = (-1,) if self.targets_1d_ else (members.shape[0], members.shape[2])
+        mean = members.mean(axis=1).reshape(shape)
+        if not return_std:
+            return mean
+        return mean, members.std(axis=1, ddof=1).reshape(shape)
+
+    def predict_members(self, X: Any) -> np.ndarray:
+        """The prediction of every member of the ensemble.
 
         Parameters
         ----------
@@ -278,11 +354,11 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
 
         Returns
         -------
-        ndarray of shape (n,) or (n, n_outputs)
-            One row per structure, 1-D if y was 1-D in fit.
+        ndarray of shape (n, n_members, n_outputs)
+            ``n_members`` is ``n_estimators`` (1 for a single network).
         """
         predictions = self._forward_sorted(X, lambda batch: self.module_(**batch))
-        return predictions.ravel() if self.targets_1d_ else predictions
+        return predictions if predictions.ndim == 3 else predictions[:, None]
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Same as :meth:`predict` (kept for skorch compatibility), always 2-D.
@@ -295,8 +371,9 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
         Returns
         -------
         ndarray of shape (n, n_outputs)
+            An ensemble's mean over members.
         """
-        return self._forward_sorted(X, lambda batch: self.module_(**batch))
+        return self.predict_members(X).mean(axis=1)
 
     def _fitted_state(self) -> dict:
         return {

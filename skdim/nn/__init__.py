@@ -3,6 +3,7 @@
 from skdim.nn.attention import SiteAttention
 from skdim.nn.critics import GlobalCritic, LocalCritic
 from skdim.nn.encoder import PRESETS, SiteNetEncoder, encoder_config
+from skdim.nn.ensemble import SiteNetEnsemble, ensemble_members
 from skdim.nn.infomax import DIMScores
 from skdim.nn.layers import MLP, OutputActivation, PairwiseLinear, masked_pool, masked_softmax
 from skdim.nn.losses import DIMLoss, gaussian_kl
@@ -22,9 +23,11 @@ __all__ = [
     "SiteNet",
     "SiteNetDIM",
     "SiteNetEncoder",
+    "SiteNetEnsemble",
     "derangement",
     "encoder_config",
     "engineered_negatives",
+    "ensemble_members",
     "gaussian_kl",
     "masked_pool",
     "masked_softmax",
