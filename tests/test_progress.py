@@ -6,6 +6,7 @@ import io
 import re
 
 import pytest
+import torch
 from skorch.callbacks import Callback
 
 import skdim._progress
@@ -73,3 +74,14 @@ def test_use_colour(monkeypatch):
     assert use_colour(Terminal()) and not use_colour(io.StringIO()) and not use_colour(object())
     monkeypatch.setenv("NO_COLOR", "1")
     assert not use_colour(Terminal())
+
+
+def test_progress_output_does_not_change_the_model(small, capsys):
+    structures, _ = small
+    fit = {"max_epochs": 2, "batch_pairs": 6000, "random_state": 0}
+    quiet = DIMPretrainer(verbose=0, **fit).fit(structures)
+    shown = DIMPretrainer(verbose=2, **fit).fit(structures)  # bar and table
+    for (name, a), (_, b) in zip(
+        quiet.module_.state_dict().items(), shown.module_.state_dict().items()
+    ):
+        assert torch.equal(a, b), name
