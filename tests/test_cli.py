@@ -99,6 +99,9 @@ def test_predict_with_a_classifier(classifier, data_home, tmp_path, capsys):
     expected = np.array(["insulator", "metal"])[probabilities.argmax(axis=1)]
     assert (table["prediction"].to_numpy() == expected).all()
     assert "predicted classes" in capsys.readouterr().out
+    args = ["predict", str(classifier), str(data_home / "cod_cif10"), "--out", str(out), "--std"]
+    assert main(args) == 2
+    assert "--std is for regressors" in capsys.readouterr().err
 
 
 def test_clear_errors(models, data_home, tmp_path, capsys):
