@@ -46,4 +46,6 @@ skdim(
     f" --out {work / 'reg'} --max-epochs 10 --quiet"
 )
 skdim(f"predict {work / 'reg'} {data / 'cod_cif10'} --out {work / 'pred.csv'} --quiet")
+# a row per file, named by the file name without its extension (1000041.cif is
+# 1000041), as in an id_prop.csv; skdim predict --help lists every option
 print(pd.read_csv(work / "pred.csv"))
