@@ -455,6 +455,7 @@ def test_one_settings_object_holds_the_defaults():
     import inspect
 
     from skdim import DIMPretrainer
+    from skdim._cli_support import resolve_max_atoms
     from skdim._featurize_settings import DEFAULTS, FEATURIZATION_DEFAULTS, FeaturizationSettings
     from skdim.cli import build_parser
     from skdim.store import featurize_to_store
@@ -464,7 +465,9 @@ def test_one_settings_object_holds_the_defaults():
         parameters = inspect.signature(function).parameters
         assert {k: parameters[k].default for k in FEATURIZATION_DEFAULTS} == FEATURIZATION_DEFAULTS
     args = build_parser().parse_args(["featurize", "data.csv", "--out", "store"])
-    assert args.max_atoms == DEFAULTS.max_atoms
+    assert resolve_max_atoms(args) == DEFAULTS.max_atoms  # read when the command runs
+    featurize_command = build_parser()._subparsers._group_actions[0].choices["featurize"]
+    assert f"(default: {DEFAULTS.max_atoms})" in featurize_command.format_help()  # shown
     with pytest.raises(dataclasses.FrozenInstanceError):
         DEFAULTS.max_atoms = 10
     settings = FeaturizationSettings(max_atoms=np.int64(20), pair_features=["distance"])
