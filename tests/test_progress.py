@@ -51,7 +51,7 @@ def test_progress_bar_total_is_the_epochs_batches(estimator, small, capsys):
 def test_folder_parse_bar_has_the_right_total(data_home, capsys):
     load_structure_folder(data_home / "cod_cif10", progress=True)  # CIF files only
     err = capsys.readouterr().err
-    assert "10/10" in err and "0structure" not in err and "0/0" not in err
+    assert "10/10" in err and "parse: 0structure" not in err and " 0/0 " not in err
 
 
 def test_epoch_table_is_coloured_only_on_a_terminal(small, capsys, monkeypatch):
