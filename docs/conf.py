@@ -200,7 +200,15 @@ def _figures_of(report: Path, figures: list[Path]) -> list[Path]:
 
 def _report_order(report: Path) -> tuple[int, str]:
     """Reports in the order of the benchmarks page's table; unknown ones last."""
-    order = ["featurize", "nn", "scale", "label_masking", "recipe_study", "finetune_study"]
+    order = [
+        "featurize",
+        "nn",
+        "scale",
+        "label_masking",
+        "recipe_study",
+        "calibration",
+        "finetune_study",
+    ]
     rank = next((i for i, name in enumerate(order) if report.stem.startswith(name)), len(order))
     return rank, report.stem
 

@@ -55,9 +55,11 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
         starts from its own seed (derived from ``random_state``; each
         fine-tunes the same ``pretrained`` encoder), all see the same
         batches, and :meth:`predict` returns their mean, with
-        ``return_std=True`` also their standard deviation (an error bar).
-        Fit time and memory grow about n_estimators-fold; with 1 the model
-        is exactly the single network.
+        ``return_std=True`` also their standard deviation (an error bar,
+        about 2.5x too narrow at 250 labels: see the user guide, "Error
+        bars"). Fit time and the memory of the training activations grow
+        about n_estimators-fold; with 1 the model is exactly the single
+        network.
     max_atoms, supercell, site_properties, pair_features, max_sites : default=None
         Featurization (see :class:`DIMPretrainer`); None means the pretrained
         model's setting, else 50, "cubic", the 8 Magpie properties,
