@@ -6,10 +6,10 @@ import math
 
 import torch
 from torch import nn
-from torch.nn.functional import cross_entropy, softplus
+from torch.nn.functional import cross_entropy
 
 from skdim.nn.infomax import DIMScores
-from skdim.nn.layers import MASK_FILL
+from skdim.nn.layers import MASK_FILL, softplus
 
 #: The regression losses of ``SiteNetRegressor(loss=...)``, by name.
 REGRESSION_LOSSES = {"mae": nn.L1Loss, "mse": nn.MSELoss, "huber": nn.HuberLoss}
