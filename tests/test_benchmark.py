@@ -1,9 +1,10 @@
-"""The label-masking benchmark's split and report (benchmarks/label_masking.py)."""
+"""The label-masking benchmark: split, arms, wiring, rows file and report (benchmarks/)."""
 
 import argparse
 import gzip
 import json
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -11,78 +12,382 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import label_masking as benchmark  # noqa: E402 (a script of benchmarks/, not of the package)
+import _masking_arms as arms  # noqa: E402 (scripts of benchmarks/, not of the package)
+import _masking_encoders as encoders  # noqa: E402
+import _masking_report as report  # noqa: E402
+import _masking_rows as rows_file  # noqa: E402
+import label_masking as benchmark  # noqa: E402
 
-PROFILE = {"n_pretrain": 300, "ns": [5, 20], "seeds": 2, "pool": 60, "n_test": 30}
+PROFILE = {"n_pretrain": 300, "ns": [5, 20], "seeds": 3, "n_test": 30}
+
+
+def _fold0_test(data_home) -> set:
+    with gzip.open(data_home / "matbench_mp_gap_official_folds.json.gz", "rt") as handle:
+        return set(json.load(handle)["folds"]["fold_0"]["test"])
+
+
+def _check_split(split, data_home, task, n_test, seeds, block, n_pretrain):
+    test = set(split["test"])
+    assert len(test) == len(split["test"]) == n_test
+    train, test_fold = benchmark._train_test_ids(task, data_home, np.random.default_rng(0))
+    assert test <= set(test_fold)
+    if task == "gap":
+        assert test <= _fold0_test(data_home)
+    labelled = split["labelled"]
+    assert sorted(labelled) == list(range(seeds))
+    union = set()
+    for ids in labelled.values():
+        assert len(ids) == block == len(set(ids))  # N-subsets are its prefixes
+        assert not union & set(ids)  # the seeds' blocks are disjoint
+        union |= set(ids)
+    assert union <= set(train) and not test & union
+    pretrain = set(split["pretrain"])
+    assert len(split["pretrain"]) == len(pretrain) == n_pretrain
+    assert union <= pretrain <= set(train)
 
 
 @pytest.mark.parametrize("task", ["gap", "eform"])
 def test_split_is_nested_disjoint_and_uses_training_data_only(task, data_home):
     split = benchmark._task_split(task, data_home, PROFILE)
-    test = set(split["test"])
-    assert len(test) == 30
-    if task == "gap":
-        with gzip.open(data_home / "matbench_mp_gap_official_folds.json.gz", "rt") as handle:
-            assert test <= set(json.load(handle)["folds"]["fold_0"]["test"])
-    labelled = split["labelled"]
-    assert sorted(labelled) == [0, 1]
-    pool = set()
-    for ids in labelled.values():
-        assert len(ids) == 20 == len(set(ids))  # N=5 is the first 5 of the N=20 subset
-        assert not test & set(ids)
-        pool |= set(ids)
-    assert len(pool) <= 60
-    assert labelled[0] != labelled[1]
-    assert pool <= set(split["pretrain"]) and not test & set(split["pretrain"])
-    assert len(split["pretrain"]) == 300
+    _check_split(split, data_home, task, 30, 3, 20, 300)
     assert benchmark._task_split(task, data_home, PROFILE) == split  # seeded
+    other = benchmark._task_split(task, data_home, PROFILE, seed=1)
+    assert other["test"] != split["test"] and other["labelled"] != split["labelled"]
 
 
-def test_report_gives_median_iqr_and_relative_gain(tmp_path):
-    rows = pd.DataFrame(
-        [
-            ("gap", n, seed, arm, mae)
-            for n in (50, 100)
-            for seed, noise in enumerate((0.0, 0.1, 0.2))
-            for arm, mae in (("sitenet_dim", 0.5 + noise), ("xrd_rf", 1.0 + noise), ("mean", 2.0))
-        ],
-        columns=["task", "n", "seed", "arm", "mae"],
+@pytest.mark.parametrize("task", ["gap", "eform"])
+def test_full_profile_split(task, data_home):
+    profile = benchmark.PROFILES["full"]
+    assert profile["seeds"] >= 5 and profile["ns"] == [50, 100, 250, 1000]
+    assert profile["max_steps"] is None  # the library's default recipe
+    split = benchmark._task_split(task, data_home, profile)
+    assert len(split["test"]) >= 2000 or len(split["test"]) == split["n_test_fold"]
+    _check_split(split, data_home, task, 2000, profile["seeds"], 1000, profile["n_pretrain"])
+
+
+def test_profiles_keep_what_the_other_studies_import():
+    assert benchmark._finetune_epochs(50, 200) == 160
+    assert benchmark.PROFILES["full"]["long_pretrain_epochs"] == 18  # finetune_study.py
+    for name in ("_downstream", "_pretrained", "_development_ids", "_task_split", "TASKS"):
+        assert hasattr(benchmark, name)
+    quick = benchmark.PROFILES["quick"]
+    assert quick["ns"] == [50] and quick["seeds"] == 3 and quick["max_steps"] <= 50
+
+
+# ------------------------------------------------------------------ the arms
+@pytest.mark.parametrize(
+    ("arm", "family", "dim", "leaky"),
+    [
+        ("sitenet_dim", "sitenet_dim", True, False),
+        ("sitenet_shipped", "sitenet_shipped", True, False),
+        ("sitenet_transfer", "sitenet_transfer", False, False),
+        ("sitenet_scratch", "sitenet_scratch", False, False),
+        ("dim_rf", "dim", True, False),
+        ("shipped_knn", "shipped", True, False),
+        ("shipped_magpie_ridge", "shipped_magpie", True, False),
+        ("chgnet_mlp", "chgnet", False, True),
+        ("random_rf", "random", False, False),
+        ("magpie_ssf_rf", "magpie_ssf", False, False),
+        ("mean", "mean", False, False),
+    ],
+)
+def test_arm_families(arm, family, dim, leaky):
+    assert arms.arm_family(arm) == family
+    assert arms.is_dim_arm(arm) is dim
+    assert arms.is_leaky_arm(arm) is leaky
+    assert arms.shown(arm) == (f"{arm} †" if leaky else arm)
+
+
+def test_shipped_encoder_is_optional(monkeypatch, tmp_path):
+    import skdim.pretrained
+
+    monkeypatch.setattr(skdim.pretrained, "list_pretrained", lambda: [])
+    folder, info = encoders.shipped_encoder(None)
+    assert folder is None and "skipped" in info["skipped"]
+    assert encoders.shipped_encoder("none")[0] is None
+    with pytest.raises(ValueError, match="neither a folder nor a shipped name"):
+        encoders.shipped_encoder("no-such-encoder")
+    (tmp_path / "card.json").write_text(json.dumps({"wall_time_s": 4321.0, "epochs": 12}))
+    folder, info = encoders.shipped_encoder(str(tmp_path))
+    assert folder == tmp_path and info["wall_time_s"] == 4321.0 and info["epochs"] == 12
+    monkeypatch.setattr(skdim.pretrained, "list_pretrained", lambda: ["enc-a", "enc-b"])
+    monkeypatch.setattr(skdim.pretrained, "pretrained_path", lambda name: tmp_path / name)
+    (tmp_path / "enc-a").mkdir()
+    folder, info = encoders.shipped_encoder(None)  # the first shipped name by default
+    assert folder == tmp_path / "enc-a" and info["name"] == "enc-a"
+    assert info["wall_time_s"] is None  # no card: unknown
+
+
+# -------------------------------------------------------------- the wiring
+class _FakeEncoder:
+    """Embeddings looked up by id (the fake Site-Net inputs are the ids)."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def transform(self, inputs):
+        return self.table.loc[list(inputs)].to_numpy()
+
+
+class _FakeSiteNet:
+    fits: list = []
+
+    def __init__(self, pretrained=None, random_state=None, verbose=1, **options):
+        self.pretrained, self.options = pretrained, options
+
+    def fit(self, x, y):
+        _FakeSiteNet.fits.append((self.pretrained, dict(self.options), len(x)))
+        self.mean_ = float(np.mean(y))
+        return self
+
+    def predict(self, x):
+        return np.full(len(x), self.mean_)
+
+
+def _fake_world(monkeypatch, tmp_path):
+    """A task of 70 ids whose every expensive step is replaced by a lookup."""
+    import skdim
+    import skdim.pretrained
+
+    rng = np.random.default_rng(0)
+    ids = [f"id{i:02d}" for i in range(70)]
+    split = {
+        "test": ids[:10],
+        "labelled": {str(s): ids[10 + 20 * s : 30 + 20 * s] for s in range(3)},
+        "pretrain": ids[10:],
+        "n_train": 60,
+        "n_test_fold": 10,
+    }
+    frame = pd.DataFrame({"structure": ids, "y": rng.normal(size=70)}, index=ids)
+    table = lambda width: pd.DataFrame(rng.normal(size=(70, width)), index=ids)  # noqa: E731
+    dim, random = table(4), table(4)
+    monkeypatch.setitem(
+        benchmark.PROFILES,
+        "quick",
+        {
+            "n_test": 10,
+            "ns": [15, 20],
+            "seeds": 3,
+            "n_pretrain": 60,
+            "pretrain_max_epochs": 2,
+            "max_steps": 7,
+            "rf_trees": 5,
+            "transfer_structures": 11,
+            "transfer_max_steps": 3,
+        },
     )
-    rows.to_csv(tmp_path / "label_masking_quick.csv", index=False)
-    args = argparse.Namespace(profile="quick", plots=False)
-    benchmark._summarize(args, tmp_path)
-    report = (tmp_path / "label_masking_quick.md").read_text()
-    assert "| sitenet_dim | **0.600 [0.550-0.650]** | **0.600 [0.550-0.650]** |" in report
-    assert "| xrd_rf | 1.100 [1.050-1.150] |" in report
-    assert "N=50: best DIM arm 0.600 vs best other 1.100 (xrd_rf), +45.5%" in report
-    assert np.isfinite(rows["mae"]).all()
-
-
-def test_longer_pretraining_arms_are_dim_arms_in_their_own_families(tmp_path):
-    arms = {"sitenet_dim_long": 0.4, "dim_long_rf": 0.45, "dim_rf": 0.9, "magpie_ssf_rf": 0.5}
-    rows = pd.DataFrame(
-        [
-            ("eform", 50, seed, arm, mae + seed / 100)
-            for seed in range(3)
-            for arm, mae in arms.items()
-        ],
-        columns=["task", "n", "seed", "arm", "mae"],
+    monkeypatch.setattr(benchmark, "_task_split", lambda task, data, profile: split)
+    monkeypatch.setattr(benchmark, "load_task", lambda *args: frame)
+    monkeypatch.setattr(benchmark, "sitenet_inputs", lambda *args: ({i: i for i in ids}, 2.0))
+    pretrain_cost = {"seconds": 50.0, "structures": 60, "epochs": 2, "max_epochs": 2}
+    monkeypatch.setattr(
+        benchmark,
+        "protocol_dim",
+        lambda *args: (tmp_path / "dim_dir", {**pretrain_cost, "stopped": False}),
     )
+    monkeypatch.setattr(benchmark, "untrained_encoder", lambda inputs: _FakeEncoder(random))
+    monkeypatch.setattr(
+        benchmark,
+        "matminer_features",
+        lambda task, name, frame_, wanted, cache, n_jobs: (
+            table(3).loc[wanted],
+            {"seconds": 1.0, "structures": len(wanted)},
+        ),
+    )
+    shipped = table(4)
+    loaded = {str(tmp_path / "dim_dir"): dim, str(tmp_path / "shipped"): shipped}
+    fake_dim = types.SimpleNamespace(load=lambda path: _FakeEncoder(loaded[str(path)]))
+    monkeypatch.setattr(skdim, "DIMPretrainer", fake_dim, raising=False)
+    monkeypatch.setattr(skdim, "SiteNetRegressor", _FakeSiteNet, raising=False)
+    monkeypatch.setattr(skdim.pretrained, "list_pretrained", lambda: [])
+    _FakeSiteNet.fits = []
+
+    calls = []
+
+    def transfer_source(target, data, cache, target_test_ids, max_structures, max_steps, n_jobs):
+        calls.append((target, list(target_test_ids), max_structures, max_steps))
+        return tmp_path / "transfer_dir", {"seconds": 9.0, "n_structures": 11, "n_excluded": 2}
+
+    monkeypatch.setitem(
+        sys.modules,
+        "transfer_source",
+        types.SimpleNamespace(transfer_source=transfer_source),
+    )
+    chgnet = types.SimpleNamespace(
+        CHGNET_VERSION="0.4.2",
+        chgnet_features=lambda structures, path, batch_size=16: (
+            table(5).loc[structures.index],
+            3.0,
+        ),
+    )
+    monkeypatch.setitem(sys.modules, "chgnet_features", chgnet)
+    return split, calls
+
+
+def _args(tmp_path, **options):
+    base = {
+        "profile": "quick",
+        "tasks": ["eform"],
+        "baselines": ["xrd", "chgnet"],
+        "shipped": None,
+        "transfer": True,
+        "data_dir": str(tmp_path),
+        "cache_dir": str(tmp_path / "cache"),
+        "out_dir": str(tmp_path / "out"),
+        "n_jobs": 1,
+        "plots": False,
+    }
+    return argparse.Namespace(**{**base, **options})
+
+
+def test_run_wires_every_arm_and_skips_the_shipped_ones_without_an_encoder(
+    monkeypatch, tmp_path, capsys
+):
+    split, calls = _fake_world(monkeypatch, tmp_path)
+    benchmark.run(_args(tmp_path))
+    out = tmp_path / "out"
+    assert "the shipped arms are skipped" in capsys.readouterr().out
+    rows, _ = rows_file.read_rows(out / "label_masking_quick.csv")
+    families = ["dim", "random", "xrd", "chgnet"]
+    expected = {"mean", "sitenet_scratch", "sitenet_dim", "sitenet_transfer"}
+    expected |= set(arms.feature_arms(families))
+    assert set(rows["arm"]) == expected
+    assert len(rows) == len(expected) * 2 * 3  # every (N, seed, arm) once
+    assert rows["predict_s"].notna().all() and rows["fit_s"].notna().all()
+    assert (rows["protocol"] == rows_file.PROTOCOL).all()
+    # the transfer source: trained once for the task, without its test structures
+    assert calls == [("eform", split["test"], 11, 3)]
+    starts = {fit[0] for fit in _FakeSiteNet.fits}
+    assert starts == {None, str(tmp_path / "dim_dir"), str(tmp_path / "transfer_dir")}
+    assert all(fit[1] == {"max_steps": 7} for fit in _FakeSiteNet.fits)
+    assert {fit[2] for fit in _FakeSiteNet.fits} == {15, 20}
+    cost = json.loads((out / "cost_eform_quick.json").read_text())
+    assert cost["features"]["chgnet"]["version"] == "0.4.2"
+    assert any("shipped" in note for note in cost["skipped"])
+    text = (out / "label_masking_quick.md").read_text()
+    assert "| chgnet_rf † |" in text and "CHGNet 0.4.2 was trained on MPtrj" in text
+
+    # a shipped encoder given as a folder: its arms are added, nothing is refitted
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "card.json").write_text(json.dumps({"wall_time_s": 7777.0}))
+    _FakeSiteNet.fits = []
+    benchmark.run(_args(tmp_path, shipped=str(shipped)))
+    rows, _ = rows_file.read_rows(out / "label_masking_quick.csv")
+    new = set(rows["arm"]) - expected
+    assert new == {"sitenet_shipped"} | set(arms.feature_arms(["shipped", "shipped_magpie"]))
+    assert all("shipped" in arm for arm in new)
+    assert not rows.duplicated(["task", "n", "seed", "arm"]).any()
+    assert {fit[0] for fit in _FakeSiteNet.fits} == {str(shipped)}
+    assert (
+        "| sitenet_shipped | 29 | 7777, amortised |"
+        in (out / "label_masking_quick.md").read_text()
+    )
+
+
+# ------------------------------------------------------------ the rows file
+def test_rows_of_the_old_protocol_are_kept_apart(tmp_path):
+    path = tmp_path / "label_masking.csv"
+    pd.DataFrame(
+        [("gap", 50, 0, "sitenet_dim_long", 0.9, 12.0)],
+        columns=["task", "n", "seed", "arm", "mae", "fit_s"],
+    ).to_csv(path, index=False)
+    assert rows_file.finished(path) == set()
+    row = {"task": "gap", "n": 50, "seed": 0, "arm": "sitenet_dim", "mae": 0.8, "fit_s": 3.0}
+    rows_file.append_row(path, {**row, "predict_s": 0.5})
+    every = pd.read_csv(path)
+    assert list(every["protocol"]) == [1, rows_file.PROTOCOL]
+    assert list(every["arm"]) == ["sitenet_dim_long", "sitenet_dim"]
+    rows, n_other = rows_file.read_rows(path)
+    assert n_other == 1 and list(rows["arm"]) == ["sitenet_dim"]
+    assert rows_file.finished(path) == {("gap", 50, 0, "sitenet_dim")}
+    report.summarize(argparse.Namespace(profile="full", plots=False), tmp_path)
+    text = (tmp_path / "label_masking.md").read_text()
+    assert "1 rows of an earlier protocol" in text and "sitenet_dim_long" not in text
+
+
+# ---------------------------------------------------------------- the report
+def test_wilcoxon_is_exact_and_two_sided():
+    assert report.wilcoxon_p(np.array([0.1, 0.2, 0.3, 0.4, 0.5])) == pytest.approx(0.0625)
+    assert report.wilcoxon_p(np.array([-0.1, -0.2, -0.3, -0.4, -0.5])) == pytest.approx(0.0625)
+    assert report.wilcoxon_p(np.array([0.1, 0.2, 0.3])) == pytest.approx(0.25)
+    assert report.wilcoxon_p(np.array([0.1, -0.2, 0.3, 0.4, 0.5])) == pytest.approx(0.1875)
+    assert np.isnan(report.wilcoxon_p(np.zeros(5)))
+
+
+def _synthetic_rows(cells: dict) -> pd.DataFrame:
+    """Rows from {(n, arm): (median, per-seed offsets)}: 5 seeds."""
+    offsets = np.array([-0.02, -0.01, 0.0, 0.01, 0.02])
+    return pd.DataFrame(
+        [
+            (rows_file.PROTOCOL, "eform", n, seed, arm, median + offsets[seed], 1.0, 0.1)
+            for (n, arm), median in cells.items()
+            for seed in range(5)
+        ],
+        columns=rows_file.COLUMNS,
+    )
+
+
+def test_report_tests_the_best_dim_arm_against_the_best_other_arm(tmp_path):
+    cells = {}
+    for n, (dim, chgnet, magpie) in {
+        50: (0.50, 0.70, 0.80),  # DIM 28.6 % better than chgnet
+        100: (0.50, 0.60, 0.62),  # 16.7 %
+        250: (0.50, 0.52, 0.54),  # 3.8 %: the goal is missed here, by 6.2 points
+        1000: (0.40, 0.30, 0.35),  # N > 250: not part of the goal
+    }.items():
+        cells[(n, "sitenet_dim")] = dim
+        cells[(n, "dim_rf")] = dim + 0.1
+        cells[(n, "chgnet_rf")] = chgnet
+        cells[(n, "magpie_ssf_rf")] = magpie
+        cells[(n, "sitenet_scratch")] = magpie + 0.05
+        cells[(n, "mean")] = 1.0
+    rows = _synthetic_rows(cells)
+    rows.loc[(rows["n"] == 100) & (rows["arm"] == "sitenet_dim") & (rows["seed"] == 4), "mae"] = (
+        0.7
+    )
+    rows.to_csv(tmp_path / "label_masking.csv", index=False)
+    report.summarize(argparse.Namespace(profile="full", plots=False), tmp_path)
+    text = (tmp_path / "label_masking.md").read_text()
+    assert "| sitenet_dim | **0.500 [0.490-0.510]** |" in text
+    assert "| chgnet_rf † | 0.700 [0.690-0.710] |" in text
+    assert (
+        "| 50 | sitenet_dim 0.500 | chgnet_rf † 0.700 | +0.200, +0.200, +0.200, +0.200, +0.200 "
+        "| +0.200 | +28.6 % | 0.0625 |" in text
+    )
+    # one seed of N=100 turned against DIM (the smallest |difference|): p rises to 0.125
+    assert "| 100 | sitenet_dim 0.500 | chgnet_rf † 0.600 |" in text
+    assert "+0.100, +0.100, +0.100, +0.100, -0.080 | +0.100 | +16.7 % | 0.125 |" in text
+    assert "With 5 seeds the smallest exact two-sided p is 2/2^5 = 0.0625" in text
+    assert "| 1000 | dim_rf 0.500 | chgnet_rf † 0.300 |" not in text  # best DIM is sitenet_dim
+    assert "| 1000 | sitenet_dim 0.400 | chgnet_rf † 0.300 |" in text
+    assert "**missed** by up to 6.2 percentage points: N=250: +3.8 % (6.2 points short" in text
+    assert "N=1000" not in text.split("**missed**")[1].split("\n")[0]
+    # without CHGNet the best other arm at N=250 is magpie_ssf_rf (0.54): 7.4 %, still short
+    assert "Without the possibly leaking CHGNet arms (†): **missed** by up to 2.6" in text
+    assert "| CHGNet crystal features † | 0.700 (rf) |" in text
+    assert "- eform: **missed**" in text
+
+
+def test_report_says_when_the_goal_is_met(tmp_path):
+    rows = _synthetic_rows({(50, "shipped_magpie_knn"): 0.5, (50, "xrd_rf"): 0.6})
     rows.to_csv(tmp_path / "label_masking_quick.csv", index=False)
-    benchmark._summarize(argparse.Namespace(profile="quick", plots=False), tmp_path)
-    report = (tmp_path / "label_masking_quick.md").read_text()
-    assert "N=50: best DIM arm 0.410 vs best other 0.510 (magpie_ssf_rf), +19.6%" in report
-    assert "| Site-Net fine-tuned from DIM pretrained 3x longer | 0.410 |" in report
-    assert "| DIM embeddings, pretrained 3x longer | 0.460 (rf) |" in report
-    assert "| DIM embeddings | 0.910 (rf) |" in report
-    assert "| Site-Net fine-tuned from DIM |  |" in report  # no such arm
+    report.summarize(argparse.Namespace(profile="quick", plots=False), tmp_path)
+    text = (tmp_path / "label_masking_quick.md").read_text()
+    assert "| 50 | shipped_magpie_knn 0.500 | xrd_rf 0.600 |" in text
+    assert "- eform: **met** (smallest gain +16.7 % at N=50; needed 10 %)" in text
+    assert "Without the possibly leaking" not in text
 
 
 def test_cli_exposes_the_benchmark():
     from skdim.cli import build_parser
 
-    args = build_parser().parse_args(["benchmark", "--full", "--tasks", "gap"])
+    args = build_parser().parse_args(
+        ["benchmark", "--full", "--tasks", "gap", "--shipped", "none", "--no-transfer"]
+    )
     assert args.profile == "full" and args.tasks == ["gap"]
+    assert args.shipped == "none" and args.transfer is False
+    assert "chgnet" in args.baselines
     assert args.handler.__name__ == "_benchmark"
 
 
