@@ -191,4 +191,8 @@ def transfer_encoder(
         max_steps=max_steps,
         n_jobs=n_jobs,
     )
-    return Path(folder), dict(cost)
+    cost = dict(cost)
+    if "seconds" not in cost:  # the parts it reports: selection, featurization, fit
+        parts = [cost[k] for k in ("select_s", "featurize_s", "fit_s") if k in cost]
+        cost["seconds"] = float(sum(parts)) if parts else None
+    return Path(folder), cost

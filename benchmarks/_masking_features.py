@@ -9,7 +9,7 @@ report can state each feature family's cost:
 * ``<task>_<family>.pkl`` and ``<task>_<family>_cost.json``: matminer
   features (``xrd``, ``ofm``, ``magpie_ssf``, ``magpie``), computed in chunks
   of 200 structures;
-* ``<task>_chgnet.pkl``: CHGNet crystal features (``benchmarks/chgnet_features.py``).
+* ``<task>_chgnet.npz``: CHGNet crystal features (``benchmarks/chgnet_features.py``).
 """
 
 from __future__ import annotations
@@ -181,19 +181,14 @@ def chgnet_table(
         ``seconds``, ``structures`` and ``version`` (the pinned CHGNet), or
         ``skipped`` with the reason.
     """
-    cost_path = cache / f"{task}_chgnet_cost.json"
     try:
         from chgnet_features import CHGNET_VERSION, chgnet_features
 
         features, seconds = chgnet_features(
-            frame.loc[ids, "structure"], cache / f"{task}_chgnet.pkl"
+            frame.loc[ids, "structure"], cache / f"{task}_chgnet.npz"
         )
     except ImportError as error:  # the script or the chgnet package is not installed
         return None, {"skipped": f"CHGNet arms skipped ({error})"}
-    if not cost_path.exists():  # the first computation's cost (a cached call may take 0 s)
-        cost_path.write_text(
-            json.dumps(
-                {"seconds": float(seconds), "structures": len(ids), "version": CHGNET_VERSION}
-            )
-        )
-    return features.reindex(ids), json.loads(cost_path.read_text())
+    # seconds: summed over every run that computed features of the cache
+    cost = {"seconds": float(seconds), "structures": len(ids), "version": CHGNET_VERSION}
+    return features.reindex(ids), cost

@@ -240,7 +240,9 @@ def _featurization(family: str, features: dict) -> str:
         "mean": [],
     }.get(family, [family])
     seconds = sum(_rate(features.get(part)) for part in parts)
-    return "n/a" if np.isnan(seconds) else f"{seconds:.0f}"
+    if np.isnan(seconds):
+        return "n/a"
+    return f"{seconds:.1f}" if seconds < 10 else f"{seconds:.0f}"
 
 
 def _pretraining(family: str, pretraining: dict) -> str:
@@ -261,7 +263,8 @@ def _pretraining(family: str, pretraining: dict) -> str:
         wall = pretraining["shipped"].get("wall_time_s")
         return "unknown, amortised" if wall is None else f"{wall:.0f}, amortised"
     if source == "transfer":
-        return f"{pretraining['transfer'].get('seconds', float('nan')):.0f} (other task's labels)"
+        seconds = pretraining["transfer"].get("seconds")
+        return f"{'unknown' if seconds is None else f'{seconds:.0f}'} (other task's labels)"
     if family == "chgnet":
         return "paid by CHGNet's authors"
     return "0"
@@ -302,7 +305,7 @@ def cost_lines(task_rows: pd.DataFrame, ns: list[int], cost: dict) -> list[str]:
         c = pretraining["dim"]
         end = "stopped on its plateau" if c["stopped"] else "hit the cap"
         lines.append(
-            f"Protocol DIM: {c['structures']} training-fold structures, {c['epochs']} epochs "
+            f"Protocol DIM: {c['structures']} training-fold structures, epochs: {c['epochs']} "
             f"(cap {c['max_epochs']}; {end}), {c['seconds']:.0f} s."
         )
     if "shipped" in pretraining:
@@ -313,8 +316,12 @@ def cost_lines(task_rows: pd.DataFrame, ns: list[int], cost: dict) -> list[str]:
         lines.append(f"Shipped encoder: `{s['name']}`" + (f" ({facts})." if facts else "."))
     if "transfer" in pretraining:
         t = pretraining["transfer"]
-        facts = ", ".join(f"{k} {v}" for k, v in t.items() if k != "seconds")
-        lines.append(f"Transfer source: {t.get('seconds', float('nan')):.0f} s ({facts}).")
+        keys = ("source_task", "n_structures", "n_excluded", "steps", "epochs")
+        facts = ", ".join(f"{k} {t[k]}" for k in keys if k in t)
+        seconds = "unknown" if t.get("seconds") is None else f"{t['seconds']:.0f} s"
+        lines.append(
+            f"Transfer source (Site-Net trained on the other task's labels): {seconds} ({facts})."
+        )
     for note in cost.get("skipped", []):
         lines.append(f"Note: {note}.")
     return [*lines, ""]
@@ -368,7 +375,8 @@ def summarize(args, out: Path) -> None:
     ]
     if any(is_leaky_arm(arm) for arm in rows["arm"]):
         lines += [
-            f"{LEAK_MARK} CHGNet {_chgnet_version(costs)} was trained on MPtrj, which holds "
+            f"{LEAK_MARK} CHGNet (the chgnet package {_chgnet_version(costs)}, pinned in "
+            "benchmarks/chgnet_features.py) was trained on MPtrj, which holds "
             "Materials Project energies of these very materials: its arms may have seen the "
             "test labels of formation energy (possibly leaking), and have seen the structures "
             "of both tasks.",

@@ -265,7 +265,7 @@ def test_run_wires_every_arm_and_skips_the_shipped_ones_without_an_encoder(
     assert cost["features"]["chgnet"]["version"] == "0.4.2"
     assert any("shipped" in note for note in cost["skipped"])
     text = (out / "label_masking_quick.md").read_text()
-    assert "| chgnet_rf † |" in text and "CHGNet 0.4.2 was trained on MPtrj" in text
+    assert "| chgnet_rf † |" in text and "chgnet package 0.4.2, pinned in" in text
 
     # a shipped encoder given as a folder: its arms are added, nothing is refitted
     shipped = tmp_path / "shipped"
