@@ -5,6 +5,8 @@ the source repository, imported here from benchmarks/ as tests/test_benchmark.py
 does.
 """
 
+import gzip
+import importlib.util
 import json
 import sys
 import warnings
@@ -13,12 +15,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from pymatgen.core import Lattice, Structure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import chgnet_features as chg  # noqa: E402 (a script of benchmarks/, not of the package)
+import chgnet_features as chg  # noqa: E402 (scripts of benchmarks/, not of the package)
+import transfer_source as ts  # noqa: E402
 
-pytest.importorskip("chgnet", reason="CHGNet features need the [benchmark] extra")
+needs_chgnet = pytest.mark.skipif(
+    importlib.util.find_spec("chgnet") is None,
+    reason="CHGNet features need chgnet (the [benchmark] extra)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +42,7 @@ def _isolated_atom() -> Structure:
 
 
 # ---------------------------------------------------------------- CHGNet
+@needs_chgnet
 def test_chgnet_features_shape_finite_and_cache_reuse(six, tmp_path, monkeypatch):
     path = tmp_path / "chgnet.npz"
     frame, seconds = chg.chgnet_features(six, path, batch_size=4)
@@ -70,6 +78,7 @@ def _cubic(a: str, b: str, size: float) -> Structure:
     return Structure(Lattice.cubic(size), [a, b], [[0, 0, 0], [0.5, 0.5, 0.5]])
 
 
+@needs_chgnet
 def test_chgnet_failure_is_a_nan_row_with_a_warning(six, tmp_path):
     structures = pd.concat([six.iloc[:3], pd.Series([_isolated_atom()], index=["lonely-h"])])
     path = tmp_path / "chgnet.npz"
@@ -85,6 +94,7 @@ def test_chgnet_failure_is_a_nan_row_with_a_warning(six, tmp_path):
         chg.chgnet_features(structures.iloc[:3], path)
 
 
+@needs_chgnet
 def test_chgnet_failure_inside_a_batch_spares_the_rest(six, tmp_path, monkeypatch):
     reference, _ = chg.chgnet_features(six, tmp_path / "reference.npz", batch_size=6)
     bad_id = six.index[2]
@@ -105,6 +115,7 @@ def test_chgnet_failure_inside_a_batch_spares_the_rest(six, tmp_path, monkeypatc
     np.testing.assert_allclose(frame.loc[good], reference.loc[good], rtol=1e-4, atol=1e-5)
 
 
+@needs_chgnet
 def test_chgnet_refuses_duplicates_and_other_versions(six, tmp_path):
     with pytest.raises(ValueError, match=repr(six.index[0])):
         chg.chgnet_features(pd.concat([six, six.iloc[:1]]), tmp_path / "a.npz")
@@ -116,3 +127,108 @@ def test_chgnet_refuses_duplicates_and_other_versions(six, tmp_path):
     chg._write_cache(path, ["x"], np.zeros((1, 64)), meta)
     with np.load(path, allow_pickle=False) as data:  # plain arrays, no pickles
         assert json.loads(str(data["metadata"]))["chgnet_model"] == "0.3.0"
+
+
+# ------------------------------------------------------- transfer source
+# Found by matching with skdim.overlap.shared_structures (seed 0 walks): the
+# mp36k training structures at walk positions 1 and 10 (source of target
+# "gap") are these mp_gap fold-0 test structures; the mp_gap fold-0 training
+# structure at walk position 4 (source of target "eform") is mp36k test
+# structure mp-12535.
+GAP_TEST_TWINS = {"mb-mp-gap-083612": "mp-21689", "mb-mp-gap-061965": "mp-570734"}
+
+
+@pytest.fixture(scope="module")
+def gap_source(data_home, tmp_path_factory):
+    """A tiny transfer source for target gap: 12 mp36k structures, 4 steps."""
+    cache = tmp_path_factory.mktemp("transfer")
+    folder, cost = ts.transfer_source(
+        "gap", data_home, cache, list(GAP_TEST_TWINS), max_structures=12, max_steps=4
+    )
+    return cache, folder, cost
+
+
+def test_transfer_source_excludes_the_target_test_structures(gap_source, data_home, tmp_path):
+    cache, _, cost = gap_source
+    selection = json.loads((cache / "gap_transfer_source_ids.json").read_text())
+    assert selection["source"] == "eform" and selection["source_label"] == "e_form_per_atom"
+    assert selection["excluded"] == ["mp-21689", "mp-570734"]
+    assert cost["n_excluded"] == 2 and cost["n_screened"] == 14
+    assert len(selection["ids"]) == 12 == len(set(selection["ids"]))
+    assert not set(selection["ids"]) & set(selection["excluded"])
+    # the source comes from the mp36k training split only
+    from label_masking import _train_test_ids
+
+    train, test = _train_test_ids("eform", data_home, np.random.default_rng(0))
+    assert set(selection["ids"]) <= set(train) and not set(selection["ids"]) & set(test)
+    labels = pd.read_csv(data_home / "mp36k.csv.gz", usecols=["mp_id", "e_form_per_atom"])
+    labels = labels.set_index("mp_id")["e_form_per_atom"]
+    np.testing.assert_allclose(selection["y"], labels.loc[selection["ids"]])
+    # control: without its twin among the target test ids, mp-21689 is kept
+    control, _ = ts.select_source(
+        "gap", data_home, tmp_path, ["mb-mp-gap-061965"], max_structures=12
+    )
+    assert control["excluded"] == ["mp-570734"]
+    assert "mp-21689" in control["ids"] and control["ids"][:12] == control["ids"]
+
+
+def test_transfer_source_for_eform_excludes_mp36k_test_twins(data_home, tmp_path):
+    selection, structures = ts.select_source("eform", data_home, tmp_path, ["mp-12535"], 5)
+    assert selection["source"] == "gap" and selection["source_label"] == "gap_pbe"
+    assert selection["excluded"] == ["mb-mp-gap-088460"]
+    assert selection["n_screened"] == 6 and len(selection["ids"]) == 5
+    with gzip.open(data_home / "matbench_mp_gap_official_folds.json.gz", "rt") as handle:
+        fold0_test = set(json.load(handle)["folds"]["fold_0"]["test"])
+    assert not set(selection["ids"]) & fold0_test
+    assert list(structures.index) == selection["ids"]
+
+
+def test_transfer_source_cache_is_reused_or_refused(gap_source, data_home, monkeypatch):
+    cache, folder, cost = gap_source
+    monkeypatch.setattr(ts, "_parse", _fail)
+    from skdim import SiteNetRegressor
+
+    monkeypatch.setattr(SiteNetRegressor, "fit", _fail)
+    # a subset of the screened test ids: everything comes from the cache
+    again_folder, again = ts.transfer_source(
+        "gap", data_home, cache, ["mb-mp-gap-083612"], max_structures=12, max_steps=4
+    )
+    assert again_folder == folder and again == cost
+    with pytest.raises(ValueError, match="mb-mp-gap-000001"):
+        ts.transfer_source("gap", data_home, cache, ["mb-mp-gap-000001"], 12, 4)
+    with pytest.raises(ValueError, match="max_structures=12"):
+        ts.transfer_source("gap", data_home, cache, list(GAP_TEST_TWINS), 13, 4)
+    with pytest.raises(ValueError, match="max_steps=4"):
+        ts.transfer_source("gap", data_home, cache, list(GAP_TEST_TWINS), 12, 5)
+
+
+def _fail(*args, **kwargs):
+    raise AssertionError("computed again instead of read from the cache")
+
+
+def test_transfer_source_model_fine_tunes_from_its_folder(gap_source, small):
+    from skdim import SiteNetRegressor
+
+    _, folder, cost = gap_source
+    assert (folder / "config.json").exists()
+    assert cost["source_task"] == "eform" and cost["n_structures"] == 12
+    assert cost["max_steps"] == 4 and cost["steps"] == 4 and cost["fit_s"] > 0
+    assert cost["featurize_s"] > 0 and cost["select_s"] > 0
+    source = SiteNetRegressor.load(folder)
+    assert source.featurization_["max_atoms"] == 50
+    structures, labels = small
+    X, y = structures.iloc[:10], labels["band_gap"].iloc[:10]
+    # learning rate 0: the fine-tuned encoder keeps exactly the source's weights
+    frozen = SiteNetRegressor(
+        pretrained=folder, lr=0.0, lr_schedule="constant", max_steps=1, verbose=0, random_state=0
+    ).fit(X, y)
+    start, kept = source.module_.encoder.state_dict(), frozen.module_.encoder.state_dict()
+    assert start.keys() == kept.keys()
+    assert all(torch.equal(start[k], kept[k]) for k in start)
+    scratch = SiteNetRegressor(lr=0.0, lr_schedule="constant", max_steps=1, verbose=0)
+    scratch.fit(X, y)
+    assert not all(
+        torch.equal(start[k], v) for k, v in scratch.module_.encoder.state_dict().items()
+    )
+    tuned = SiteNetRegressor(pretrained=folder, max_steps=3, verbose=0, random_state=0).fit(X, y)
+    assert np.isfinite(tuned.predict(structures.iloc[10:14])).all()
