@@ -453,7 +453,7 @@ PLOTTED = [
 
 
 def curve_plot(rows: pd.DataFrame, path: Path) -> None:
-    """Test MAE against N per arm, with interquartile bands, one panel per task."""
+    """Test MAE against N per arm, with interquartile bars, one panel per task."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -461,21 +461,34 @@ def curve_plot(rows: pd.DataFrame, path: Path) -> None:
 
     tasks = list(rows["task"].unique())
     fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 5), squeeze=False)
+    colours = plt.get_cmap("tab20").colors
     for ax, task in zip(axes[0], tasks):
         sub = rows[rows["task"] == task]
-        for arm in PLOTTED:
+        for k, arm in enumerate(PLOTTED):
             part = sub[sub["arm"] == arm].groupby("n")["mae"]
             if part.ngroups == 0:
                 continue
             q = part.quantile([0.25, 0.5, 0.75]).unstack()
-            style = "-" if is_dim_arm(arm) else "--"
-            (line,) = ax.plot(q.index, q[0.5], style, marker="o", label=shown(arm))
-            ax.fill_between(q.index, q[0.25], q[0.75], color=line.get_color(), alpha=0.15)
+            n, low, mid, high = (np.asarray(v, dtype=float) for v in (q.index, *q.T.values))
+            ax.errorbar(
+                n * 1.015 ** (k - len(PLOTTED) / 2),  # side by side at each N
+                mid,
+                yerr=np.vstack([mid - low, high - mid]),
+                fmt="-o" if is_dim_arm(arm) else "--s",
+                color=colours[(2 * k) % 20 + (2 * k) // 20],
+                capsize=2,
+                markersize=4,
+                label=shown(arm),
+            )
+        ns = sorted(sub["n"].unique())
+        ax.set_xscale("log")
+        ax.set_xticks(ns, [str(n) for n in ns])
+        ax.minorticks_off()
+        ax.set_xlim(min(ns) / 1.2, max(ns) * 1.2)
         ax.set(
-            xscale="log",
             xlabel="labelled structures N",
             ylabel=f"test MAE, {TASKS[task]['label']}",
-            title=f"{task} (solid: DIM arms)",
+            title=f"{task} (solid: DIM arms; bars: interquartile range)",
         )
         ax.legend(fontsize=7)
     fig.tight_layout()

@@ -32,7 +32,7 @@ def report_stem(profile: str) -> str:
 
 @contextmanager
 def _locked(path: Path):
-    with open(f"{path}.lock", "w") as handle:
+    with open(path, "a") as handle:  # the rows file itself: no lock file left behind
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
