@@ -212,6 +212,14 @@ def chgnet_features(
     todo = [key for key in keys if key not in position]
     by_key = dict(zip(keys, structures.to_numpy()))
     blocks = [table] if len(ids) else []
+    cached_failures = [key for key in keys if key in position and key in meta["failed"]]
+    if cached_failures:
+        warnings.warn(
+            f"CHGNet failed on structures {cached_failures} (cached in {path}); "
+            "their features are NaN",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     if todo:
         start = time.perf_counter()
         model = _load_model()
@@ -243,15 +251,6 @@ def chgnet_features(
                 f"  chgnet: {done}/{len(todo)} new structures, "
                 f"{len(chunk) / seconds:.1f} structures/s ({_threads()} thread(s))",
                 flush=True,
-            )
-    else:
-        cached_failures = [key for key in keys if key in meta["failed"]]
-        if cached_failures:
-            warnings.warn(
-                f"CHGNet failed on structures {cached_failures} (cached in {path}); "
-                "their features are NaN",
-                RuntimeWarning,
-                stacklevel=2,
             )
     table = np.vstack(blocks) if blocks else np.empty((0, 64))
     width = table.shape[1]

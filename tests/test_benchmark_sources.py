@@ -89,6 +89,9 @@ def test_chgnet_failure_is_a_nan_row_with_a_warning(six, tmp_path):
     with pytest.warns(RuntimeWarning, match="lonely-h"):  # also when read from the cache
         cached, _ = chg.chgnet_features(structures, path)
     assert cached.loc["lonely-h"].isna().all()
+    extra = pd.Series([_cubic("Na", "Cl", 5.6)], index=["rocksalt"])
+    with pytest.warns(RuntimeWarning, match="lonely-h"):  # with new ids to compute too
+        chg.chgnet_features(pd.concat([structures, extra]), path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the good ids alone: no warning
         chg.chgnet_features(structures.iloc[:3], path)
