@@ -1,8 +1,8 @@
 """How long and how to train Site-Net: a study on the development split, never the test set.
 
-Every Site-Net variant is fitted on the label-masking benchmark's own labelled
-subsets (full profile: N = 50, 100, 250, 1000 from a fixed pool of the training
-fold, seeds 0, 1, 2) and scored on the *development* split: training-fold
+Every Site-Net variant is fitted on the label-masking benchmark's labelled
+subsets of its first protocol (``_study_split.py``: N = 50, 100, 250, 1000
+from a fixed pool of the training fold, seeds 0, 1, 2) and scored on the *development* split: training-fold
 structures that are neither labelled nor in the benchmark's pretraining set
 (``label_masking._development_ids``). The benchmark's test set is never
 loaded. The variants differ only in the training recipe (budget in optimizer
@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from label_masking import PROFILES, TASKS, _development_ids, _finetune_epochs, _task_split
+from _study_split import study_split
+from label_masking import TASKS, _development_ids, _finetune_epochs
 
 from skdim import SiteNetRegressor
 from skdim.datasets import get_data_home, load_featurized, load_structures_csv, save_featurized
@@ -66,7 +67,7 @@ def study_data(task: str, data: Path, cache: Path, n_dev: int) -> dict:
     if split_path.exists():
         split = json.loads(split_path.read_text())
     else:
-        split_path.write_text(json.dumps(_task_split(task, data, PROFILES["full"])))
+        split_path.write_text(json.dumps(study_split(task, data)))
         split = json.loads(split_path.read_text())  # labelled subsets keyed by str(seed)
     if not path.exists():
         labelled = sorted({i for ids in split["labelled"].values() for i in ids})
@@ -161,7 +162,8 @@ def write_report(rows: pd.DataFrame, path: Path) -> None:
         "# Site-Net training recipe study (development split, never the test set)",
         "",
         "Command: `OMP_NUM_THREADS=1 python benchmarks/recipe_study.py --task {eform,gap}`.  ",
-        "Labelled subsets: the label-masking benchmark's (full profile). Scored on 400 "
+        "Labelled subsets: the label-masking benchmark's protocol 1 (`_study_split.py`). "
+        "Scored on 400 "
         "training-fold structures that are neither labelled nor in the benchmark's pretraining "
         "set (`label_masking._development_ids`).  ",
         "Median development MAE over seeds (seeds in brackets), the median paired change "
