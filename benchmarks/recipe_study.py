@@ -1,14 +1,14 @@
 """How long and how to train Site-Net: a study on the development split, never the test set.
 
 Every Site-Net variant is fitted on the label-masking benchmark's labelled
-subsets of its first protocol (``_study_split.py``: N = 50, 100, 250, 1000
-from a fixed pool of the training fold, seeds 0, 1, 2) and scored on the *development* split: training-fold
-structures that are neither labelled nor in the benchmark's pretraining set
-(``label_masking._development_ids``). The benchmark's test set is never
-loaded. The variants differ only in the training recipe (budget in optimizer
-steps, learning-rate schedule, learning rate, weight decay); the chosen recipe
-is the default of :class:`skdim.SiteNetRegressor` (user guide, "Training
-recipe").
+subsets of its first protocol (``_study_split.py``: N = 50, 100, 250, 1000 from
+a fixed pool of the training fold, seeds 0, 1, 2) and scored on the
+*development* split: training-fold structures that are neither labelled nor in
+the benchmark's pretraining set (``label_masking._development_ids``). The
+benchmark's test set is never loaded. The variants differ only in the training
+recipe (budget in optimizer steps, learning-rate schedule, learning rate,
+weight decay); the chosen recipe is the default of
+:class:`skdim.SiteNetRegressor` (user guide, "Training recipe").
 
 Usage (resumable: a finished (task, n, seed, variant) row is skipped)::
 
