@@ -342,6 +342,10 @@ class SiteNetMixin(DataHooksMixin):
     def _checkpoint(self) -> Checkpoint | None:
         return None if self.checkpoint_dir is None else make_checkpoint(self.checkpoint_dir)
 
+    def _writes_checkpoints(self) -> bool:
+        """Whether this process owns ``checkpoint_dir`` (in a distributed run, the main one)."""
+        return True
+
     def _prepare_fit(self, dataset: SiteNetDataset) -> None:
         """Fitted state needed before the module is built (overridden by subclasses)."""
         if hasattr(dataset, "feature_scaling"):  # datasets that stream from disk
@@ -383,7 +387,7 @@ class SiteNetMixin(DataHooksMixin):
                 and Path(checkpoint.dirname, "history.json").exists()
                 and not self.warm_start
             )
-            if checkpoint is not None:
+            if checkpoint is not None and self._writes_checkpoints():
                 current = fingerprint(self, dataset)
                 if not resumable:  # a new run: forget whatever the directory held
                     Path(checkpoint.dirname, "fingerprint.json").unlink(missing_ok=True)

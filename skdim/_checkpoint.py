@@ -180,7 +180,9 @@ def check_fingerprint(dirname: str | Path, current: dict[str, str]) -> None:
     path = Path(dirname) / FINGERPRINT_FILE
     if not path.is_file():
         Path(dirname).mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(current))
+        partial = path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(current))
+        partial.replace(path)  # a reader never sees half a file
         return
     saved = json.loads(path.read_text())
     differ = [key for key in ("data", "settings") if saved.get(key) != current[key]]

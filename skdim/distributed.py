@@ -182,6 +182,11 @@ class DistributedDIMPretrainer(AccelerateMixin, DIMPretrainer):
             self.seed_ = seed
         return self.seed_
 
+    def _writes_checkpoints(self) -> bool:
+        # only the main process checks and writes the checkpoint's fingerprint:
+        # two ranks writing the same file let one read the other's half-written one
+        return self._ensure_accelerator().is_main_process
+
     def initialize(self):
         """Create the accelerator if needed, build and prepare the net, seed this rank.
 

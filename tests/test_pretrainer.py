@@ -136,6 +136,23 @@ def test_checkpoint_resume(small, tmp_path):
     assert resumed.history[:, "train_loss"] == whole.history[:, "train_loss"]
 
 
+def test_only_the_owner_of_the_checkpoint_touches_its_fingerprint(small, tmp_path, monkeypatch):
+    # in a distributed run every rank fits; only the main one may write the
+    # fingerprint, or a rank reads the other's half-written file
+    structures, _ = small
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "fingerprint.json").write_text("{half a fil")
+    monkeypatch.setattr(DIMPretrainer, "_writes_checkpoints", lambda self: False)
+    DIMPretrainer(**{**FAST, "max_epochs": 1, "checkpoint_dir": str(run)}).fit(structures)
+    assert (run / "fingerprint.json").read_text() == "{half a fil"  # neither read nor replaced
+    monkeypatch.undo()
+    DIMPretrainer(**{**FAST, "max_epochs": 1, "checkpoint_dir": str(tmp_path / "new")}).fit(
+        structures
+    )
+    assert sorted(p.name for p in (tmp_path / "new").glob("fingerprint*")) == ["fingerprint.json"]
+
+
 def test_early_stopping_needs_validation(small):
     structures, _ = small
     with pytest.raises(ValueError, match="validation_fraction"):
