@@ -85,6 +85,16 @@ def untrained_encoder(inputs: list):
     ).fit(inputs[:50])
 
 
+def checkpoint_encoder(folder: Path, inputs: list):
+    """A ``DIMPretrainer`` holding the weights of a pretraining checkpoint folder's last epoch."""
+    import torch
+
+    model = untrained_encoder(inputs)  # builds the network; the checkpoint's weights replace it
+    state = torch.load(Path(folder) / "params.pt", map_location="cpu", weights_only=True)
+    model.module_.load_state_dict(state)
+    return model
+
+
 def shipped_encoder(spec: str | None) -> tuple[Path | None, dict]:
     """The shipped encoder's folder and its model card facts, or None with the reason.
 

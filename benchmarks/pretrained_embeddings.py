@@ -47,7 +47,7 @@ def _split(data: Path, n_labels: int, n_test: int, seeds: int) -> tuple[dict, li
 
 def _encoder(args, sample: list):
     """The encoder to test, and a description of it."""
-    import torch
+    from _masking_encoders import checkpoint_encoder
 
     from skdim import DIMPretrainer, load_pretrained
     from skdim.pretrained import list_pretrained
@@ -55,11 +55,7 @@ def _encoder(args, sample: list):
     if args.checkpoint:
         folder = Path(args.checkpoint)
         history = json.loads((folder / "history.json").read_text())
-        model = DIMPretrainer(max_epochs=1, lr=0.0, lr_schedule="constant", verbose=0)
-        model.fit(sample)  # builds the network; the checkpoint's weights replace it
-        state = torch.load(folder / "params.pt", map_location="cpu", weights_only=True)
-        model.module_.load_state_dict(state)
-        return model, (
+        return checkpoint_encoder(folder, sample), (
             f"pretraining checkpoint `{folder}` after epoch {len(history)} "
             f"({history[-1]['step']} steps, validation DIM loss {history[-1]['valid_loss']:.3f})"
         )
@@ -74,9 +70,9 @@ def _encoder(args, sample: list):
 
 
 def main(argv: list[str] | None = None) -> None:
+    from _masking_encoders import untrained_encoder
     from label_masking import _downstream
 
-    from skdim import DIMPretrainer
     from skdim.datasets import load_structures_csv
     from skdim.featurize import featurize
 
@@ -112,10 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     encoder, description = _encoder(args, [by_id[i] for i in kept[:50]])
     if args.embedding:
         encoder.set_params(embedding=args.embedding)
-    # an untrained encoder: one epoch at learning rate 0 keeps the initial weights
-    untrained = DIMPretrainer(
-        max_epochs=1, lr=0.0, lr_schedule="constant", random_state=0, verbose=0
-    ).fit([by_id[i] for i in kept[:50]])
+    untrained = untrained_encoder([by_id[i] for i in kept[:50]])
     untrained.set_params(embedding=encoder.embedding)
     embeddings = {
         name: dict(zip(kept, model.transform([by_id[i] for i in kept])))

@@ -95,21 +95,19 @@ def _development(data: Path, cache: Path) -> tuple[dict, pd.Series, list, dict]:
 
 def _pretrained(name: str, args, cache: Path, sample: list):
     """The variant's fitted DIMPretrainer (pretrained once, cached) and its seconds."""
+    from _masking_encoders import checkpoint_encoder, untrained_encoder
+
     from skdim import DIMPretrainer
     from skdim.datasets import load_featurized
 
     options, _ = VARIANTS[name]
     if options is None:
-        model = DIMPretrainer(max_epochs=1, lr=0.0, lr_schedule="constant", random_state=0)
-        return model.set_params(verbose=0).fit(sample), 0.0
+        return untrained_encoder(sample), 0.0
     folder = cache / name
     if name == "shipped_run":  # the long run's weights, as its checkpoint holds them
         checkpoint = Path(args.pretraining_work) / "checkpoints"
         history = json.loads((checkpoint / "history.json").read_text())
-        model = DIMPretrainer(max_epochs=1, lr=0.0, lr_schedule="constant", verbose=0)
-        model.fit(sample)  # builds the network; the checkpoint's weights replace it
-        state = torch.load(checkpoint / "params.pt", map_location="cpu", weights_only=True)
-        model.module_.load_state_dict(state)
+        model = checkpoint_encoder(checkpoint, sample)
         model.save(folder)  # fine-tuning reads the encoder from a folder
         return model, float(sum(row["dur"] for row in history))
     cost = cache / f"{name}_cost.json"
