@@ -61,7 +61,6 @@ import pandas as pd
 #: The source task of each target task: the other one.
 SOURCES = {"eform": "gap", "gap": "eform"}
 #: Data file and id column of each task.
-FILES = {"gap": ("matbench_mp_gap.csv.gz", "matbench_id"), "eform": ("mp36k.csv.gz", "mp_id")}
 #: Featurization of the benchmark (its ``_featurized``).
 MAX_ATOMS = 50
 SEED = 0
@@ -75,7 +74,9 @@ def _label(task: str) -> str:
 
 def _read_task(task: str, data: Path) -> pd.DataFrame:
     """The task's CSV (CIF text and label), indexed by id."""
-    name, id_col = FILES[task]
+    from label_masking import TASKS
+
+    name, id_col = TASKS[task]["file"], TASKS[task]["id_col"]
     frame = pd.read_csv(data / name, usecols=[id_col, _label(task), "cif"])
     return frame.set_index(id_col)
 
@@ -134,7 +135,7 @@ def select_source(
     KeyError
         If a target test id is not in the target's data file.
     """
-    from label_masking import _train_test_ids
+    from label_masking import TASKS, _train_test_ids
 
     from skdim.overlap import shared_structures
 
@@ -165,7 +166,7 @@ def select_source(
     target_frame = _read_task(target, data)
     unknown = [i for i in wanted if i not in target_frame.index]
     if unknown:
-        raise KeyError(f"target test id {unknown[0]!r} is not in {FILES[target][0]}")
+        raise KeyError(f"target test id {unknown[0]!r} is not in {TASKS[target]['file']}")
     print(f"parsing {len(wanted)} {target} test structures", flush=True)
     test = _parse(target_frame, wanted, n_jobs).tolist()
     del target_frame
