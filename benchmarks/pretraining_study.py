@@ -20,12 +20,18 @@ never its test split. Scores per variant:
   default transform; the mean, and the mean and standard deviation, over
   sites of the pre-bottleneck site summaries), 250 labels, three label
   seeds, 1,000 development structures;
-- Site-Net fine-tuned from it with the default recipe, 250 labels, two seeds.
+- Site-Net fine-tuned from it with the default recipe on 250 labels
+  (``finetune``, two seeds) and on the first 50 and 100 of them
+  (``finetune_50``, ``finetune_100``, three seeds: ``--finetune-ns 50 100
+  --finetune-seeds 3``).
 
 ``untrained`` is the same network at its initial weights (and Site-Net from
-scratch). Everything is cached under ``--cache-dir`` and finished rows are
-kept in the CSV, so the study resumes; run variants in parallel processes
-with ``--variants``.
+scratch). With it, ridge and the random forest are also fitted on the
+encoder's *inputs* pooled without any network (``input_stats``: the mean,
+standard deviation, minimum and maximum over sites of the site features), the
+reference an embedding has to beat to add anything. Everything is cached
+under ``--cache-dir`` and finished rows are kept in the CSV, so the study
+resumes; run variants in parallel processes with ``--variants``.
 
 Usage::
 
@@ -60,6 +66,19 @@ VARIANTS: dict[str, tuple[dict | None, str]] = {
     "engineered": ({"engineered_negatives": True}, "base with the engineered negatives"),
 }
 N_LABELS, N_DEV, LABEL_SEEDS, FINETUNE_SEEDS = 250, 1000, 3, 2
+
+
+def _finetune_score(n: int) -> str:
+    return "finetune" if n == N_LABELS else f"finetune_{n}"
+
+
+def _input_stats(inputs: list) -> np.ndarray:
+    """Mean, standard deviation, minimum and maximum over sites of each site feature."""
+    rows = []
+    for x in inputs:
+        sites = np.asarray(x.site_features, dtype=np.float64)
+        rows.append(np.concatenate([sites.mean(0), sites.std(0), sites.min(0), sites.max(0)]))
+    return np.asarray(rows, dtype=np.float32)
 
 
 def _development(data: Path, cache: Path) -> tuple[dict, pd.Series, list, dict]:
@@ -161,6 +180,8 @@ def _run_variant(name: str, args, cache: Path) -> None:
         "summary_mean": dict(zip(every, _summary_pool(model, X))),
         "summary_meanstd": dict(zip(every, _summary_pool(model, X, with_std=True))),
     }
+    if VARIANTS[name][0] is None:  # the untrained row also carries the no-network reference
+        tables["input_stats"] = dict(zip(every, _input_stats(X)))
     y_dev = y.loc[dev].to_numpy()
 
     def record(score: str, seed: int, mae: float, fit_s: float) -> None:
@@ -182,15 +203,16 @@ def _run_variant(name: str, args, cache: Path) -> None:
                 mae = float(np.abs(prediction - y_dev).mean())
                 record(score, seed, mae, time.perf_counter() - start)
     folder = None if VARIANTS[name][0] is None else str(cache / name)  # scratch: None
-    for seed in range(FINETUNE_SEEDS):
-        if (name, "finetune", seed) in finished:
-            continue
-        start = time.perf_counter()
-        subset = labelled[seed]
-        regressor = SiteNetRegressor(pretrained=folder, random_state=seed, verbose=0)
-        regressor.fit([by_id[i] for i in subset], y.loc[subset].to_numpy())
-        mae = float(np.abs(regressor.predict([by_id[i] for i in dev]) - y_dev).mean())
-        record("finetune", seed, mae, time.perf_counter() - start)
+    for n in args.finetune_ns:
+        for seed in range(args.finetune_seeds):
+            if (name, _finetune_score(n), seed) in finished:
+                continue
+            start = time.perf_counter()
+            subset = labelled[seed][:n]
+            regressor = SiteNetRegressor(pretrained=folder, random_state=seed, verbose=0)
+            regressor.fit([by_id[i] for i in subset], y.loc[subset].to_numpy())
+            mae = float(np.abs(regressor.predict([by_id[i] for i in dev]) - y_dev).mean())
+            record(_finetune_score(n), seed, mae, time.perf_counter() - start)
 
 
 def _report(args, cache: Path) -> None:
@@ -201,8 +223,9 @@ def _report(args, cache: Path) -> None:
     table = rows.pivot_table(index="variant", columns="score", values="dev_mae", aggfunc="median")
     order = [v for v in VARIANTS if v in table.index]
     table = table.loc[order]
-    scores = [c for c in ("finetune", "ridge_pooled", "rf_pooled", "ridge_summary_mean",
-                          "rf_summary_mean", "ridge_summary_meanstd", "rf_summary_meanstd")
+    scores = [c for c in ("finetune_50", "finetune_100", "finetune", "ridge_pooled",
+                          "rf_pooled", "ridge_summary_mean", "rf_summary_mean",
+                          "ridge_summary_meanstd", "rf_summary_meanstd")
               if c in table.columns]  # fmt: skip
     lines = [
         "# DIM objective study (development split, mp36k formation energy)",
@@ -212,19 +235,32 @@ def _report(args, cache: Path) -> None:
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}  ",
         f"Median development MAE (eV/atom) over seeds: {N_LABELS} labels, {N_DEV} development "
         "structures of the mp36k training split; `finetune`: Site-Net fine-tuned with the "
-        "default recipe (2 seeds); the others: ridge / random forest on the embeddings (3 seeds).",
+        "default recipe (2 seeds; `finetune_50`, `finetune_100`: 3 seeds, on the first 50 and "
+        "100 of the 250 labels); the others: ridge / random forest on the embeddings (3 seeds).",
         "",
         "| variant | " + " | ".join(scores) + " | pretraining s | what |",
         "|---|" + "---:|" * (len(scores) + 1) + "---|",
     ]
     for variant in order:
-        cells = [f"{table.at[variant, c]:.3f}" for c in scores]
+        cells = [
+            "" if pd.isna(table.at[variant, c]) else f"{table.at[variant, c]:.3f}" for c in scores
+        ]
         pretrain_s = rows.loc[rows["variant"] == variant, "pretrain_s"].max()
         lines.append(
             f"| {variant} | "
             + " | ".join(cells)
             + f" | {pretrain_s:.0f} | {VARIANTS[variant][1]} |"
         )
+    reference = rows[rows["score"].str.endswith("_input_stats")]
+    if len(reference):
+        medians = reference.groupby("score")["dev_mae"].median()
+        lines += [
+            "",
+            "Without any network: ridge / random forest on the mean, standard deviation, minimum "
+            "and maximum over sites of the encoder's input site features (`input_stats`): "
+            f"{medians.get('ridge_input_stats', float('nan')):.3f} / "
+            f"{medians.get('rf_input_stats', float('nan')):.3f}.",
+        ]
     path = Path(args.out)
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -235,7 +271,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=[])
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--n-pretrain", type=int, default=10_000)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--finetune-ns", type=int, nargs="+", default=[N_LABELS])
+    parser.add_argument("--finetune-seeds", type=int, default=FINETUNE_SEEDS)
     parser.add_argument("--data", default=os.environ.get("SKDIM_DATA", "../shared/data"))
     parser.add_argument("--pretraining-work", default="benchmarks/pretraining")
     parser.add_argument("--cache-dir", default="benchmarks/cache/pretraining_study")
