@@ -44,6 +44,7 @@ VARIANTS: dict[str, tuple[dict, str]] = {
         "constant lr 1e-3, the former budget (about 200 steps, at least 10 epochs)",
     ),
     "cosine_500": ({"max_steps": 500}, "cosine schedule, 500 steps"),
+    "cosine_1000": ({"max_steps": 1000}, "cosine schedule, 1,000 steps"),
     "cosine_1500": ({"max_steps": 1500}, "cosine schedule, 1,500 steps"),
     "cosine_4000": ({"max_steps": 4000}, "cosine schedule, 4,000 steps"),
     "cosine_1500_lr3e-3": ({"max_steps": 1500, "lr": 3e-3}, "cosine, 1,500 steps, lr 3e-3"),
@@ -196,7 +197,43 @@ def write_report(rows: pd.DataFrame, path: Path) -> None:
                 f"{sel.fit_s.median():.0f} |"
             )
         lines.append("")
+    lines += _budget_table(wide)
     path.write_text("\n".join(lines))
+
+
+def _budget_table(wide: pd.DataFrame) -> list[str]:
+    """How far each step budget is from the best budget of its (task, N, seed) cell, on average.
+
+    The budget rule is one for both tasks (a user does not name the task), so
+    this table is what it is chosen from: per N, the mean excess development
+    MAE of each cosine budget over the best cosine budget of the same cell
+    (0 % when it is the best), per task and over both.
+    """
+    budgets = [v for v in VARIANTS if v.startswith("cosine_") and v[7:].isdigit() and v in wide]
+    lines = [
+        "## Choosing the step budget",
+        "",
+        "Mean excess development MAE of each cosine budget over the best budget of the same "
+        "(task, N, seed) cell (0 % = the best; cells in brackets). Only cells where every "
+        "budget tried at that N has finished count.",
+        "",
+        "| N | budget | eform | gap | both |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for n, block in wide[budgets].groupby(level="n"):
+        block = block.dropna(axis=1, how="all").dropna()  # complete cells only
+        excess = block.div(block.min(axis=1), axis=0) - 1
+        for budget in excess.columns:
+            values = excess[budget]
+            cells = []
+            for task in ("eform", "gap"):
+                part = values[values.index.get_level_values("task") == task]
+                cells.append(f"{100 * part.mean():.1f} % ({len(part)})" if len(part) else "")
+            lines.append(
+                f"| {n} | {budget} | {cells[0]} | {cells[1]} | "
+                f"{100 * values.mean():.1f} % ({len(values)}) |"
+            )
+    return lines + [""]
 
 
 if __name__ == "__main__":

@@ -33,3 +33,36 @@ def test_study_split_keeps_protocol_one(data_home):
     assert len(pool) <= 1500 and pool <= set(train)  # one shared pool, seeds overlap
     assert all(len(ids) == 1000 for ids in split["labelled"].values())
     assert pool <= set(split["pretrain"]) and len(split["pretrain"]) == 5000
+
+
+def test_input_stats_pool_each_site_feature_over_sites():
+    import pretraining_study
+
+    class Crystal:  # the one field the reference reads
+        def __init__(self, sites):
+            self.site_features = np.asarray(sites, dtype=np.float32)
+
+    table = pretraining_study._input_stats([Crystal([[1, 0], [3, 4]]), Crystal([[2, 5]])])
+    assert table.shape == (2, 8)  # mean, std, min, max of 2 features
+    np.testing.assert_allclose(table[0], [2, 2, 1, 2, 1, 0, 3, 4])
+    np.testing.assert_allclose(table[1], [2, 5, 0, 0, 2, 5, 2, 5])
+
+
+def test_budget_table_compares_only_complete_cells():
+    import pandas as pd
+    import recipe_study
+
+    rows = pd.DataFrame(
+        [
+            ("eform", 250, 0, "cosine_500", 0.30),
+            ("eform", 250, 0, "cosine_1500", 0.20),
+            ("gap", 250, 0, "cosine_500", 0.80),
+            ("gap", 250, 0, "cosine_1500", 1.00),
+            ("gap", 250, 1, "cosine_500", 0.90),  # cosine_1500 unfinished: left out
+        ],
+        columns=["task", "n", "seed", "variant", "dev_mae"],
+    )
+    wide = rows.pivot_table(index=["task", "n", "seed"], columns="variant", values="dev_mae")
+    lines = recipe_study._budget_table(wide)
+    assert "| 250 | cosine_500 | 50.0 % (1) | 0.0 % (1) | 25.0 % (2) |" in lines
+    assert "| 250 | cosine_1500 | 0.0 % (1) | 25.0 % (1) | 12.5 % (2) |" in lines
