@@ -8,7 +8,7 @@ Materials Project structures of ``mp36k_demo3k.csv.gz`` (from ``$SKDIM_DATA``):
 2. pretrain a DIMPretrainer on the 2,500 training structures, without labels;
 3. draw 250 labelled training structures and fit on them
    a. a SiteNetRegressor fine-tuned from the pretrained encoder (the default
-      training recipe: 1,000 optimizer steps with a cosine learning-rate decay),
+      training recipe: 1,500 optimizer steps with a cosine learning-rate decay),
    b. the same SiteNetRegressor from scratch,
    c. a RandomForest on the frozen DIM embeddings,
    d. a mean predictor;
@@ -113,7 +113,7 @@ about = {  # on 2 idle cores - beside other jobs
 }
 step(
     f"3/4 Fitting four models on {N_LABELS} formation energies (Site-Nets: the default "
-    "recipe, 1,000 optimizer steps with a cosine learning-rate decay)"
+    "recipe, 1,500 optimizer steps with a cosine learning-rate decay)"
 )
 results = {}
 for name, model in models.items():

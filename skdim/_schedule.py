@@ -42,9 +42,9 @@ def auto_steps(n: int) -> int:
     Examples
     --------
     >>> auto_steps(250)
-    1000
+    1500
     """
-    return int(np.clip(4 * n, 500, 4000))
+    return int(np.clip(6 * n, 500, 4000))
 
 
 class _StepSchedule(Callback):

@@ -70,7 +70,7 @@ class SiteNetRegressor(MultiOutputMixin, SupervisedMixin, NeuralNetRegressor):
     max_steps : int or "auto", default="auto"
         Training budget in optimizer steps, rounded to whole epochs. "auto"
         grows with the number of training structures n
-        (:func:`skdim._schedule.auto_steps`: 4 n, between 500 and 4,000), a
+        (:func:`skdim._schedule.auto_steps`: 6 n, between 500 and 4,000), a
         rule chosen on a development split (user guide, "Training recipe").
     max_epochs : int or None, default=None
         Training budget in epochs instead of steps (overrides ``max_steps``).
