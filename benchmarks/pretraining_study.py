@@ -223,7 +223,11 @@ def _report(args, cache: Path) -> None:
     table = rows.pivot_table(index="variant", columns="score", values="dev_mae", aggfunc="median")
     order = [v for v in VARIANTS if v in table.index]
     table = table.loc[order]
-    scores = [c for c in ("finetune_50", "finetune_100", "finetune", "ridge_pooled",
+    label_counts = sorted(
+        {*args.finetune_ns, N_LABELS}
+        | {int(c.split("_")[1]) for c in table.columns if c.startswith("finetune_")}
+    )
+    scores = [c for c in (*(_finetune_score(n) for n in label_counts), "ridge_pooled",
                           "rf_pooled", "ridge_summary_mean", "rf_summary_mean",
                           "ridge_summary_meanstd", "rf_summary_meanstd")
               if c in table.columns]  # fmt: skip
