@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from skdim.nn.activation import mish
+from skdim.nn.activation import mish_layer_norm
 from skdim.nn.layers import MLP, LayerNorm, PairwiseLinear, masked_softmax
 
 
@@ -116,7 +116,8 @@ class SiteAttention(nn.Module):
         widths = self.widths if update_pairs else self.widths[:2]
         hidden = self.first(sites, pairs, neighbor_site, n_out=sum(widths))
         outputs = [
-            norm(mish(h)) for norm, h in zip(self.first_norms, hidden.split(widths, dim=-1))
+            mish_layer_norm(h, norm)
+            for norm, h in zip(self.first_norms, hidden.split(widths, dim=-1))
         ]
         logit_in, value_in = outputs[:2]
         pair_out = outputs[2] if update_pairs else None

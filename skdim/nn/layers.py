@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from skdim.nn.activation import Mish
+from skdim.nn.activation import Mish, mish_layer_norm
 
 #: Fill value for masked logits: finite, so fp16/bf16 autocast cannot make NaNs.
 MASK_FILL = -1e9
@@ -179,6 +179,30 @@ class MLP(nn.Sequential):
             in_dim = out_dim
         super().__init__(*layers)
         self.out_dim = in_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the layers, each Mish -> LayerNorm pair fused.
+
+        See :func:`~skdim.nn.activation.mish_layer_norm`.
+
+        Parameters
+        ----------
+        x : tensor, last dimension ``in_dim``
+
+        Returns
+        -------
+        tensor, last dimension :attr:`out_dim`
+        """
+        layers = list(self)
+        k = 0
+        while k < len(layers):
+            if k + 2 < len(layers) and isinstance(layers[k + 1], Mish):
+                x = mish_layer_norm(layers[k](x), layers[k + 2])
+                k += 3
+            else:
+                x = layers[k](x)
+                k += 1
+        return x
 
 
 class PairwiseLinear(nn.Module):
