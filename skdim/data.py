@@ -201,9 +201,10 @@ class PairBudgetBatchSampler(Sampler[list[int]]):
         Budget of padded pairs per batch. A crystal larger than the budget
         gets a batch of its own.
     shuffle : bool, default=False
-        Random order (training). Items are then sorted by size inside random
-        buckets of ``bucket_size`` items, which limits padding, and the batch
-        order is shuffled. Without shuffling, items keep their order.
+        Random order (training). Items are then sorted by size (site count
+        P, then atom count J) inside random buckets of ``bucket_size`` items,
+        which limits padding, and the batch order is shuffled. Without
+        shuffling, items keep their order.
     min_crystals : int, default=1
         Smallest batch; a short last batch is merged into the one before it
         (DIM needs 2 crystals to draw negatives).
@@ -250,7 +251,7 @@ class PairBudgetBatchSampler(Sampler[list[int]]):
         order = rng.permutation(len(self.n_sites))
         buckets = [order[i : i + self.bucket_size] for i in range(0, len(order), self.bucket_size)]
         return np.concatenate(
-            [b[np.lexsort((self.n_sites[b], self.n_neighbors[b]))] for b in buckets]
+            [b[np.lexsort((self.n_neighbors[b], self.n_sites[b]))] for b in buckets]
         )
 
     def _batches(self, rng: np.random.Generator) -> list[list[int]]:

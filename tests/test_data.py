@@ -75,6 +75,19 @@ def test_sampler_is_seeded_and_sequential_without_shuffle(inputs):
     assert [i for b in ordered for i in b] == list(range(len(inputs)))
 
 
+def test_shuffled_batches_group_crystals_by_site_count_first():
+    # the site count P (1..J) drives the padding more than the atom count J
+    # (in [max_atoms / 2, max_atoms]): within a bucket, items sort by P, then J
+    rng = np.random.default_rng(0)
+    n_neighbors = rng.integers(26, 51, size=600)
+    n_sites = np.minimum(rng.integers(1, 51, size=600), n_neighbors)
+    sampler = PairBudgetBatchSampler(n_sites, n_neighbors, 32768, shuffle=True, random_state=0)
+    batches = sorted(sampler, key=lambda b: (n_sites[b].min(), n_neighbors[b].min()))
+    for batch, after in zip(batches, batches[1:]):  # consecutive ranges of P
+        assert n_sites[batch].max() <= n_sites[after].min()
+    assert sorted(i for b in batches for i in b) == list(range(600))
+
+
 def test_sampler_min_crystals_merges_a_lone_last_batch():
     sampler = PairBudgetBatchSampler([10, 10, 10], [50, 50, 50], 600, min_crystals=2)
     batches = list(sampler)
