@@ -31,6 +31,7 @@ FAMILIES = {
     "shipped_magpie": "shipped-encoder embeddings + Magpie",
     "chgnet": "CHGNet crystal features",
     "random": "untrained-encoder embeddings",
+    "input_stats": "site features pooled, no network",
     "xrd": "XRD powder pattern",
     "ofm": "orbital field matrix",
     "magpie_ssf": "Magpie + SiteStatsFingerprint",

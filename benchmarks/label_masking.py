@@ -17,8 +17,10 @@ the same test set (``_masking_arms`` names them):
    ``dim`` (protocol DIM embeddings), ``shipped`` (shipped-encoder embeddings),
    ``shipped_magpie`` (those + Magpie composition features), ``chgnet`` (CHGNet
    crystal features, ``benchmarks/chgnet_features.py``; possibly leaking on
-   formation energy), ``random`` (an untrained encoder), ``xrd``, ``ofm``,
-   ``magpie_ssf`` (matminer);
+   formation energy), ``random`` (an untrained encoder), ``input_stats``
+   (the encoder's input site features pooled by mean, standard deviation,
+   minimum and maximum: no network), ``xrd``, ``ofm``, ``magpie_ssf``
+   (matminer);
 6. ``mean``: the mean of the labelled targets.
 
 Model selection uses only the labelled subset: the library's default
@@ -64,7 +66,13 @@ from _masking_encoders import (
     transfer_encoder,
     untrained_encoder,
 )
-from _masking_features import chgnet_table, load_task, matminer_features, sitenet_inputs
+from _masking_features import (
+    chgnet_table,
+    input_stats,
+    load_task,
+    matminer_features,
+    sitenet_inputs,
+)
 from _masking_report import embedding_plot, summarize
 from _masking_rows import PROTOCOL, append_row, finished, report_stem
 from _masking_split import TASKS, _development_ids, _task_split, _train_test_ids
@@ -147,6 +155,12 @@ def _feature_tables(task, args, frame, inputs, every, encoders, cost) -> dict:
     tables["random"], cost["features"]["random"] = _timed_transform(
         untrained_encoder(every_inputs), every_inputs, every
     )
+    start = time.perf_counter()
+    tables["input_stats"] = pd.DataFrame(input_stats(every_inputs), index=every)
+    cost["features"]["input_stats"] = {
+        "seconds": time.perf_counter() - start,
+        "structures": len(every),
+    }
     for name in args.baselines:
         if name == "chgnet":
             table, chgnet_cost = chgnet_table(task, frame, every, args.cache)

@@ -72,15 +72,6 @@ def _finetune_score(n: int) -> str:
     return "finetune" if n == N_LABELS else f"finetune_{n}"
 
 
-def _input_stats(inputs: list) -> np.ndarray:
-    """Mean, standard deviation, minimum and maximum over sites of each site feature."""
-    rows = []
-    for x in inputs:
-        sites = np.asarray(x.site_features, dtype=np.float64)
-        rows.append(np.concatenate([sites.mean(0), sites.std(0), sites.min(0), sites.max(0)]))
-    return np.asarray(rows, dtype=np.float32)
-
-
 def _development(data: Path, cache: Path) -> tuple[dict, pd.Series, list, dict]:
     """Featurized development structures of mp36k (training split only) and their labels."""
     from label_masking import _train_test_ids
@@ -164,6 +155,7 @@ def _summary_pool(model, inputs: list, with_std: bool = False) -> np.ndarray:
 
 
 def _run_variant(name: str, args, cache: Path) -> None:
+    from _masking_features import input_stats
     from label_masking import _downstream
 
     from skdim import SiteNetRegressor
@@ -181,7 +173,7 @@ def _run_variant(name: str, args, cache: Path) -> None:
         "summary_meanstd": dict(zip(every, _summary_pool(model, X, with_std=True))),
     }
     if VARIANTS[name][0] is None:  # the untrained row also carries the no-network reference
-        tables["input_stats"] = dict(zip(every, _input_stats(X)))
+        tables["input_stats"] = dict(zip(every, input_stats(X)))
     y_dev = y.loc[dev].to_numpy()
 
     def record(score: str, seed: int, mae: float, fit_s: float) -> None:

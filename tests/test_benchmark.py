@@ -87,6 +87,7 @@ def test_profiles_keep_what_the_other_studies_import():
         ("shipped_magpie_ridge", "shipped_magpie", True, False),
         ("chgnet_mlp", "chgnet", False, True),
         ("random_rf", "random", False, False),
+        ("input_stats_ridge", "input_stats", False, False),
         ("magpie_ssf_rf", "magpie_ssf", False, False),
         ("mean", "mean", False, False),
     ],
@@ -188,6 +189,11 @@ def _fake_world(monkeypatch, tmp_path):
     monkeypatch.setattr(benchmark, "untrained_encoder", lambda inputs: _FakeEncoder(random))
     monkeypatch.setattr(
         benchmark,
+        "input_stats",
+        lambda inputs: np.random.default_rng(3).normal(size=(len(inputs), 4)).astype(np.float32),
+    )
+    monkeypatch.setattr(
+        benchmark,
         "matminer_features",
         lambda task, name, frame_, wanted, cache, n_jobs: (
             table(3).loc[wanted],
@@ -248,7 +254,7 @@ def test_run_wires_every_arm_and_skips_the_shipped_ones_without_an_encoder(
     out = tmp_path / "out"
     assert "the shipped arms are skipped" in capsys.readouterr().out
     rows, _ = rows_file.read_rows(out / "label_masking_quick.csv")
-    families = ["dim", "random", "xrd", "chgnet"]
+    families = ["dim", "random", "input_stats", "xrd", "chgnet"]
     expected = {"mean", "sitenet_scratch", "sitenet_dim", "sitenet_transfer"}
     expected |= set(arms.feature_arms(families))
     assert set(rows["arm"]) == expected

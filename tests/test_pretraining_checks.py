@@ -36,13 +36,13 @@ def test_study_split_keeps_protocol_one(data_home):
 
 
 def test_input_stats_pool_each_site_feature_over_sites():
-    import pretraining_study
+    from _masking_features import input_stats
 
     class Crystal:  # the one field the reference reads
         def __init__(self, sites):
             self.site_features = np.asarray(sites, dtype=np.float32)
 
-    table = pretraining_study._input_stats([Crystal([[1, 0], [3, 4]]), Crystal([[2, 5]])])
+    table = input_stats([Crystal([[1, 0], [3, 4]]), Crystal([[2, 5]])])
     assert table.shape == (2, 8)  # mean, std, min, max of 2 features
     np.testing.assert_allclose(table[0], [2, 2, 1, 2, 1, 0, 3, 4])
     np.testing.assert_allclose(table[1], [2, 5, 0, 0, 2, 5, 2, 5])
