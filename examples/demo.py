@@ -1,7 +1,7 @@
 """Demo: pretrain DIM without labels, then predict from 250 labels.
 
-Run with ``make demo``: about 5 minutes on 2 idle CPU cores, 10 beside other
-jobs (621 s, measured on one thread of a busy 2-core machine). On the 3,000
+Run with ``make demo``: about 5 minutes on 2 idle CPU cores, 7 beside other
+jobs (387 s, measured on one thread of a busy 2-core machine). On the 3,000
 Materials Project structures of ``mp36k_demo3k.csv.gz`` (from ``$SKDIM_DATA``):
 
 1. split 2,500 / 500 (train / test, seed 0);
