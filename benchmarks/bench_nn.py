@@ -192,19 +192,14 @@ class NaiveDIM(nn.Module):
 
 
 # ------------------------------------------------------------------ measure
-class FormerOrderSampler:
+def former_order(sampler, rng):
     """The batch order of skdim before the step's speed-up: sorted by J first, then P."""
-
-    @staticmethod
-    def order(sampler, rng):
-        if not sampler.shuffle:
-            return np.arange(len(sampler.n_sites))
-        order = rng.permutation(len(sampler.n_sites))
-        size = sampler.bucket_size
-        buckets = [order[i : i + size] for i in range(0, len(order), size)]
-        return np.concatenate(
-            [b[np.lexsort((sampler.n_sites[b], sampler.n_neighbors[b]))] for b in buckets]
-        )
+    order = rng.permutation(len(sampler.n_sites))
+    size = sampler.bucket_size
+    buckets = [order[i : i + size] for i in range(0, len(order), size)]
+    return np.concatenate(
+        [b[np.lexsort((sampler.n_sites[b], sampler.n_neighbors[b]))] for b in buckets]
+    )
 
 
 def load_batches(max_atoms, budget, n_batches, former_order=False):
@@ -224,7 +219,7 @@ def load_batches(max_atoms, budget, n_batches, former_order=False):
         dataset.n_sites, dataset.n_neighbors, budget, shuffle=True, min_crystals=2, random_state=0
     )
     if former_order:
-        sampler._order = lambda rng: FormerOrderSampler.order(sampler, rng)
+        sampler._order = lambda rng: former_order(sampler, rng)
     batches = [collate_sitenet([dataset[i] for i in b]) for b in list(sampler)[:n_batches]]
     return batches, feature_scaling(inputs)
 
