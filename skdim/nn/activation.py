@@ -89,10 +89,15 @@ def mish_gradient(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     >>> bool(torch.allclose(mish_gradient(x.detach(), torch.ones(601)), x.grad, atol=1e-6))
     True
     """
+    return grad * _mish_slope(x)
+
+
+def _mish_slope(x: torch.Tensor) -> torch.Tensor:
+    """``d mish / dx``, with the one exponential of :func:`mish_formula`."""
     e = torch.exp(x.clamp(max=_CLAMP))
     n = e * (e + 2)
     t = n / (n + 2)
-    return grad * (t + x * (e / (1 + e)) * (1 - t * t))
+    return t + x * (e / (1 + e)) * (1 - t * t)
 
 
 def mish_layer_norm_parts(
@@ -128,14 +133,12 @@ def mish_layer_norm_formula(
 ) -> torch.Tensor:
     """``layer_norm(mish(x)) * weight + bias`` over the last dimension, in float32 (eager).
 
+    The output of :func:`mish_layer_norm_parts` alone (for inference).
+
     Parameters
     ----------
-    x : tensor of shape (rows, width)
-        Pre-activations, any float dtype.
-    weight, bias : tensor of shape (width,)
-        The LayerNorm's affine parameters.
-    eps : float
-        The LayerNorm's epsilon.
+    x, weight, bias, eps
+        As in :func:`mish_layer_norm_parts`.
 
     Returns
     -------
@@ -185,12 +188,7 @@ def mish_layer_norm_gradient(
     g = inverse_std * (
         g - g.mean(-1, keepdim=True) - normalized * (g * normalized).mean(-1, keepdim=True)
     )
-    x32 = x.float()
-    e = torch.exp(x32.clamp(max=_CLAMP))
-    n = e * (e + 2)
-    t = n / (n + 2)
-    slope = t + x32 * (e / (1 + e)) * (1 - t * t)
-    return (g * slope).to(x.dtype), grad * normalized
+    return (g * _mish_slope(x.float())).to(x.dtype), grad * normalized
 
 
 #: The functions compiled by torch.compile, by name, with their eager forms.
