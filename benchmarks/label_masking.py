@@ -133,8 +133,11 @@ def _timed_transform(model, inputs: list, ids: list) -> tuple[pd.DataFrame, dict
     return table, {"seconds": time.perf_counter() - start, "structures": len(ids)}
 
 
-def _feature_tables(task, args, frame, inputs, every, encoders, cost) -> dict:
-    """Every feature family's table for the ids ``every``; costs go into ``cost``."""
+def _encoder_tables(task, args, frame, inputs, every, encoders, cost) -> dict:
+    """The feature tables made from Site-Net's inputs and encoders, for the ids ``every``.
+
+    Quick to make (one pass of each encoder); costs go into ``cost``.
+    """
     from skdim import DIMPretrainer
 
     every_inputs = [inputs[i] for i in every]
@@ -161,6 +164,16 @@ def _feature_tables(task, args, frame, inputs, every, encoders, cost) -> dict:
         "seconds": time.perf_counter() - start,
         "structures": len(every),
     }
+    return tables
+
+
+def _baseline_tables(task, args, frame, every, cost) -> dict:
+    """The ``--baselines`` feature tables (matminer's, CHGNet's) for the ids ``every``.
+
+    Slow to make (OFM and SiteStatsFingerprint take about a second per
+    structure on one core), cached in chunks; costs go into ``cost``.
+    """
+    tables = {}
     for name in args.baselines:
         if name == "chgnet":
             table, chgnet_cost = chgnet_table(task, frame, every, args.cache)
@@ -207,8 +220,13 @@ def _encoders(task, args, profile, inputs, split, data, cost) -> dict:
 
 
 def _run_task(task: str, args, profile: dict, out: Path) -> None:
-    """Build every arm's inputs and append one row per unfinished (N, seed, arm)."""
-    from skdim import DIMPretrainer, SiteNetRegressor
+    """Build every arm's inputs and append one row per unfinished (N, seed, arm).
+
+    The Site-Net arms and the encoders' tables run first; the slow matminer
+    and CHGNet tables are made after them, so a run that stops early has the
+    Site-Net rows.
+    """
+    from skdim import DIMPretrainer
 
     args.cache = Path(args.cache_dir) / f"{args.profile}_v{PROTOCOL}"
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -222,7 +240,6 @@ def _run_task(task: str, args, profile: dict, out: Path) -> None:
     test = [i for i in split["test"] if i in inputs]
     if len(test) < len(split["test"]):
         print(f"{len(split['test']) - len(test)} test structures failed to featurize", flush=True)
-    y_test = frame.loc[test, "y"].to_numpy()
     cost = {
         "task": task,
         "protocol": PROTOCOL,
@@ -231,18 +248,43 @@ def _run_task(task: str, args, profile: dict, out: Path) -> None:
         "pretraining": {},
         "skipped": [],
     }
+    cost_path = out / f"cost_{task}_{args.profile}.json"
     encoders = _encoders(task, args, profile, inputs, split, data, cost)
     labelled = sorted({i for ids in split["labelled"].values() for i in ids if i in inputs})
     every = labelled + test
-    tables = _feature_tables(task, args, frame, inputs, every, encoders, cost)
-    (out / f"cost_{task}_{args.profile}.json").write_text(json.dumps(cost, indent=1, default=str))
-
-    rows_path = out / f"{report_stem(args.profile)}.csv"
-    done = finished(rows_path)
+    tables = _encoder_tables(task, args, frame, inputs, every, encoders, cost)
+    cost_path.write_text(json.dumps(cost, indent=1, default=str))
     starts = {"scratch": None, **encoders}
+    rows_path = out / f"{report_stem(args.profile)}.csv"
+    _append_rows(task, profile, args, split, frame, inputs, test, tables, starts, rows_path)
+    tables.update(_baseline_tables(task, args, frame, every, cost))
+    cost_path.write_text(json.dumps(cost, indent=1, default=str))
+    # the rows finished above are skipped: this adds the baseline tables' rows
+    _append_rows(task, profile, args, split, frame, inputs, test, tables, starts, rows_path)
+    if args.plots:
+        embedding_plot(
+            task,
+            DIMPretrainer.load(encoders["dim"]),
+            [inputs[i] for i in test],
+            frame.loc[test, "y"].to_numpy(),
+            out / f"tsne_{task}_{args.profile}.png",
+        )
+
+
+def _append_rows(task, profile, args, split, frame, inputs, test, tables, starts, rows_path):
+    """Fit and score every unfinished (N, seed, arm) of ``tables`` and ``starts``; append rows.
+
+    Arms are the mean, every feature table with every downstream model, and
+    Site-Net from every start (``None``: from scratch). Every seed at small N
+    comes first: the goal's cells come first.
+    """
+    from skdim import SiteNetRegressor
+
+    done = finished(rows_path)
     budget = {} if profile["max_steps"] is None else {"max_steps": profile["max_steps"]}
     test_inputs = [inputs[i] for i in test]
-    for n in profile["ns"]:  # every seed at small N first: the goal's cells come first
+    y_test = frame.loc[test, "y"].to_numpy()
+    for n in profile["ns"]:
         for seed_key, ids in split["labelled"].items():
             seed = int(seed_key)
             subset = [i for i in ids if i in inputs][:n]
@@ -286,14 +328,6 @@ def _run_task(task: str, args, profile: dict, out: Path) -> None:
                 }
                 append_row(rows_path, row)
                 print(row, flush=True)
-    if args.plots:
-        embedding_plot(
-            task,
-            DIMPretrainer.load(encoders["dim"]),
-            test_inputs,
-            y_test,
-            out / f"tsne_{task}_{args.profile}.png",
-        )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -47,6 +47,14 @@ VARIANTS: dict[str, tuple[dict, str]] = {
     "cosine_1000": ({"max_steps": 1000}, "cosine schedule, 1,000 steps"),
     "cosine_1500": ({"max_steps": 1500}, "cosine schedule, 1,500 steps"),
     "cosine_4000": ({"max_steps": 4000}, "cosine schedule, 4,000 steps"),
+    "cosine_1500_identity": (
+        {"max_steps": 1500, "output": "identity"},
+        "cosine_1500 rerun with the current training step: the output-layer variants' baseline",
+    ),
+    "cosine_4000_identity": (
+        {"max_steps": 4000, "output": "identity"},
+        "cosine_4000 rerun with the current training step: the output-layer variants' baseline",
+    ),
     "cosine_1500_softplus": (
         {"max_steps": 1500, "output": "softplus"},
         "cosine, 1,500 steps, softplus output (non-negative targets: band gap)",

@@ -291,6 +291,25 @@ def test_run_wires_every_arm_and_skips_the_shipped_ones_without_an_encoder(
     )
 
 
+def test_site_net_rows_are_written_before_the_slow_baseline_tables(monkeypatch, tmp_path):
+    _fake_world(monkeypatch, tmp_path)
+    make_table = benchmark.matminer_features
+    seen = []
+
+    def matminer_features(task, name, *args):
+        rows_path = tmp_path / "out" / "label_masking_quick.csv"
+        seen.append(set(rows_file.read_rows(rows_path)[0]["arm"]))
+        return make_table(task, name, *args)
+
+    monkeypatch.setattr(benchmark, "matminer_features", matminer_features)
+    benchmark.run(_args(tmp_path, baselines=["xrd"]))
+    assert len(seen) == 1  # one baseline table, made once
+    assert {"sitenet_scratch", "sitenet_dim", "sitenet_transfer", "dim_rf"} <= seen[0]
+    assert not any(arm.startswith("xrd_") for arm in seen[0])
+    rows, _ = rows_file.read_rows(tmp_path / "out" / "label_masking_quick.csv")
+    assert set(arms.feature_arms(["xrd"])) <= set(rows["arm"])
+
+
 # ------------------------------------------------------------ the rows file
 def test_rows_of_the_old_protocol_are_kept_apart(tmp_path):
     path = tmp_path / "label_masking.csv"
