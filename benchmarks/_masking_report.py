@@ -192,6 +192,35 @@ def comparison_lines(task_rows: pd.DataFrame, ns: list[int]) -> tuple[list[str],
     return lines, comparisons
 
 
+def advice_lines(stats: pd.DataFrame, ns: list[int]) -> list[str]:
+    """Markdown of "what to use": the three best arms at each N, and the best DIM arm.
+
+    The ranking is by median test MAE over the seeds; an arm is only ranked
+    where every seed of its cell has finished (``count`` equal to the most
+    seeds of any arm at that N), so a half-run arm cannot lead.
+    """
+    lines = [
+        "What to use: the three arms with the lowest median test MAE at each N, and the "
+        "best DIM arm with its rank (arms with every seed finished).",
+        "",
+        "| N | best | second | third | best DIM arm (rank) |",
+        "|---:|---|---|---|---|",
+    ]
+    for n in ns:
+        cell = stats.loc[n]
+        cell = cell[cell["count"] == cell["count"].max()]
+        ranked = cell["median"].sort_values()
+        top = [f"{shown(arm)} {value:.3f}" for arm, value in ranked.iloc[:3].items()]
+        top += [""] * (3 - len(top))
+        dim = [arm for arm in ranked.index if is_dim_arm(arm)]
+        best_dim = ""
+        if dim:
+            rank = list(ranked.index).index(dim[0]) + 1
+            best_dim = f"{shown(dim[0])} {ranked[dim[0]]:.3f} ({rank} of {len(ranked)})"
+        lines.append(f"| {n} | " + " | ".join(top) + f" | {best_dim} |")
+    return lines
+
+
 def family_lines(stats: pd.DataFrame, ns: list[int]) -> list[str]:
     """Markdown rows: the best downstream model of each family, per N."""
     lines = [
@@ -324,7 +353,27 @@ def cost_lines(task_rows: pd.DataFrame, ns: list[int], cost: dict) -> list[str]:
         )
     for note in cost.get("skipped", []):
         lines.append(f"Note: {note}.")
+    lines.append(compute_line(task_rows, cost))
     return [*lines, ""]
+
+
+def compute_line(task_rows: pd.DataFrame, cost: dict) -> str:
+    """One task's measured compute: featurization, pretraining, fits and predictions.
+
+    The run may span several sessions and processes, so this sums measured
+    seconds (one thread each) rather than giving one wall-clock span; the
+    shipped encoder's pretraining is paid once for every user and not counted.
+    """
+    featurize = sum(c.get("seconds") or 0.0 for c in cost.get("features", {}).values())
+    pretraining = cost.get("pretraining", {})
+    pretrain = sum((pretraining.get(k) or {}).get("seconds") or 0.0 for k in ("dim", "transfer"))
+    fits = float(task_rows["fit_s"].sum() + task_rows["predict_s"].fillna(0).sum())
+    total = featurize + pretrain + fits
+    return (
+        f"Compute of this task: {total / 3600:.1f} core-hours measured (featurization "
+        f"{featurize / 3600:.1f} h, pretraining {pretrain / 3600:.1f} h, fits and predictions "
+        f"{fits / 3600:.1f} h), one thread per process."
+    )
 
 
 def _seed_count(seeds: pd.Series) -> str:
@@ -418,7 +467,8 @@ def summarize(args, out: Path) -> None:
             lines.append(f"| {shown(arm)} | " + " | ".join(cells) + " |")
         section, comparisons = comparison_lines(task_rows, ns)
         verdicts.append(f"- {task}: {goal_verdict(comparisons)}")
-        lines += ["", *section, "", *family_lines(stats, ns), ""]
+        lines += ["", *advice_lines(stats, ns), ""]
+        lines += [*section, "", *family_lines(stats, ns), ""]
         lines += cost_lines(task_rows, ns, cost)
     lines += [
         "## Goal",

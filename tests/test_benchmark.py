@@ -392,6 +392,35 @@ def test_report_tests_the_best_dim_arm_against_the_best_other_arm(tmp_path):
     assert "Without the possibly leaking CHGNet arms (†): **missed** by up to 2.6" in text
     assert "| CHGNet crystal features † | 0.700 (rf) |" in text
     assert "- eform: **missed**" in text
+    # what to use: the three best arms per N, and where the best DIM arm ranks
+    row_50 = "| 50 | sitenet_dim 0.500 | dim_rf 0.600 | chgnet_rf † 0.700 |"
+    assert row_50 + " sitenet_dim 0.500 (1 of 6) |" in text
+    row_250 = "| 250 | sitenet_dim 0.500 | chgnet_rf † 0.520 | magpie_ssf_rf 0.540 |"
+    assert row_250 + " sitenet_dim 0.500 (1 of 6) |" in text
+
+
+def test_what_to_use_ranks_only_arms_with_every_seed_finished():
+    rows = _synthetic_rows({(50, "sitenet_scratch"): 0.6, (50, "xrd_rf"): 0.7})
+    rows = pd.concat([rows, _synthetic_rows({(50, "sitenet_dim"): 0.2}).iloc[:2]])
+    stats = (
+        rows.groupby(["n", "arm"])["mae"]
+        .describe(percentiles=[0.25, 0.5, 0.75])
+        .rename(columns={"50%": "median"})
+    )
+    lines = report.advice_lines(stats, [50])
+    assert lines[-1] == "| 50 | sitenet_scratch 0.600 | xrd_rf 0.700 |  |  |"
+
+
+def test_compute_line_sums_featurization_pretraining_and_fits():
+    rows = _synthetic_rows({(50, "sitenet_scratch"): 0.6})  # 5 x (1.0 + 0.1) s
+    cost = {
+        "features": {"sitenet": {"seconds": 1800.0}, "xrd": {"seconds": 1800.0}},
+        "pretraining": {"dim": {"seconds": 3600.0}, "shipped": {"wall_time_s": 1e6}},
+    }
+    rows["fit_s"] = 3600.0 / 5 - 0.1
+    line = report.compute_line(rows, cost)
+    assert line.startswith("Compute of this task: 3.0 core-hours measured (featurization 1.0 h, ")
+    assert "pretraining 1.0 h, fits and predictions 1.0 h" in line  # shipped: amortised
 
 
 def test_report_says_when_the_goal_is_met(tmp_path):
