@@ -7,7 +7,8 @@ labelled (disjoint across seeds), its prefixes are the nested subsets
 N = 50 in 100 in 250 in 1000, and every arm gets exactly the same subsets and
 the same test set (``_masking_arms`` names them):
 
-1. ``sitenet_scratch``: SiteNetRegressor from random weights, default recipe;
+1. ``sitenet_scratch``: SiteNetRegressor from random weights, default recipe
+   (on band gap with the transparent-ReLU output: gaps are >= 0);
 2. ``sitenet_dim``: fine-tuned from the task's protocol DIM model, pretrained
    on that task's training fold only, without labels (plateau schedule, capped);
 3. ``sitenet_shipped``: fine-tuned from the shipped encoder (``--shipped``);
@@ -301,6 +302,7 @@ def _append_rows(task, profile, args, split, frame, inputs, test, tables, starts
                 elif arm.startswith("sitenet_"):
                     model = SiteNetRegressor(
                         pretrained=None if spec is None else str(spec),
+                        output=TASKS[task]["sitenet_output"],
                         random_state=seed,
                         verbose=0,
                         **budget,

@@ -265,7 +265,7 @@ def test_run_wires_every_arm_and_skips_the_shipped_ones_without_an_encoder(
     assert calls == [("eform", split["test"], 11, 3)]
     starts = {fit[0] for fit in _FakeSiteNet.fits}
     assert starts == {None, str(tmp_path / "dim_dir"), str(tmp_path / "transfer_dir")}
-    assert all(fit[1] == {"max_steps": 7} for fit in _FakeSiteNet.fits)
+    assert all(fit[1] == {"output": "identity", "max_steps": 7} for fit in _FakeSiteNet.fits)
     assert {fit[2] for fit in _FakeSiteNet.fits} == {15, 20}
     cost = json.loads((out / "cost_eform_quick.json").read_text())
     assert cost["features"]["chgnet"]["version"] == "0.4.2"
@@ -308,6 +308,12 @@ def test_site_net_rows_are_written_before_the_slow_baseline_tables(monkeypatch, 
     assert not any(arm.startswith("xrd_") for arm in seen[0])
     rows, _ = rows_file.read_rows(tmp_path / "out" / "label_masking_quick.csv")
     assert set(arms.feature_arms(["xrd"])) <= set(rows["arm"])
+
+
+def test_band_gap_site_nets_predict_non_negative_values(monkeypatch, tmp_path):
+    _fake_world(monkeypatch, tmp_path)
+    benchmark.run(_args(tmp_path, tasks=["gap"], baselines=[]))
+    assert {fit[1]["output"] for fit in _FakeSiteNet.fits} == {"trelu"}
 
 
 # ------------------------------------------------------------ the rows file
