@@ -189,7 +189,9 @@ def write_report(rows: pd.DataFrame, path: Path) -> None:
         "Command: `OMP_NUM_THREADS=1 python benchmarks/recipe_study.py --task {eform,gap} "
         "--ns 50 100 --variants old_constant cosine_500 cosine_1500`, then `--ns 250` with "
         "`cosine_1000 cosine_4000` added and `--ns 1000` with `cosine_4000` added "
-        "(seeds 0, 1, 2).  ",
+        "(seeds 0, 1, 2). The output layers (band gap): `--task gap --ns 250 --variants "
+        "cosine_1500_identity cosine_1500_softplus cosine_1500_trelu`, then `--ns 1000 "
+        "--variants cosine_4000_identity cosine_4000_trelu`.  ",
         "Labelled subsets: the label-masking benchmark's protocol 1 (`_study_split.py`). "
         "Scored on 400 "
         "training-fold structures that are neither labelled nor in the benchmark's pretraining "
