@@ -495,6 +495,7 @@ PLOTTED = [
     "shipped_magpie_rf",
     "chgnet_rf",
     "random_rf",
+    "input_stats_rf",
     "xrd_rf",
     "ofm_rf",
     "magpie_ssf_rf",
