@@ -4,12 +4,17 @@ Every table is indexed by structure id and cached under the profile's cache
 folder, with the seconds it took, so an interrupted run resumes and the
 report can state each feature family's cost:
 
-* ``<task>_structures.pkl.gz``: structures and targets of every id used;
+* ``<task>_structures.json.gz``: structures (pymatgen dicts) and targets of
+  every id used;
 * ``<task>_sitenet.npz``: Site-Net inputs (``skdim.featurize``, 50 atoms);
-* ``<task>_<family>.pkl`` and ``<task>_<family>_cost.json``: matminer
+* ``<task>_<family>.npz`` and ``<task>_<family>_cost.json``: matminer
   features (``xrd``, ``ofm``, ``magpie_ssf``, ``magpie``), computed in chunks
   of 200 structures;
 * ``<task>_chgnet.npz``: CHGNet crystal features (``benchmarks/chgnet_features.py``).
+
+No cache is a pickle: reading one runs no code (``.npz`` files are read with
+``allow_pickle=False``), and each is written to a temporary file first and
+then renamed, so an interrupted write leaves the previous cache intact.
 
 The ``input_stats`` table (:func:`input_stats`) is computed from the Site-Net
 inputs in a second and not cached.
@@ -17,6 +22,7 @@ inputs in a second and not cached.
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from pathlib import Path
@@ -51,9 +57,9 @@ def load_task(task: str, data: Path, split: dict, cache: Path, n_jobs: int) -> p
     """Structures (column ``structure``) and targets (``y``) by id, of every id the split uses."""
     from skdim.datasets import load_structures_csv
 
-    path = cache / f"{task}_structures.pkl.gz"
+    path = cache / f"{task}_structures.json.gz"
     if path.exists():
-        return pd.read_pickle(path)
+        return read_structures(path)
     needed = sorted(set(split["pretrain"]) | set(split["test"]))
     structures, targets = load_structures_csv(
         data / TASKS[task]["file"],
@@ -64,8 +70,49 @@ def load_task(task: str, data: Path, split: dict, cache: Path, n_jobs: int) -> p
         progress=True,
     )
     frame = pd.DataFrame({"structure": structures, "y": targets})
-    frame.to_pickle(path)
+    write_structures(path, frame)
     return frame
+
+
+def write_structures(path: Path, frame: pd.DataFrame) -> None:
+    """Write structures and targets by id as gzipped JSON (pymatgen's ``as_dict``)."""
+    payload = {
+        "ids": [str(i) for i in frame.index],
+        "y": [float(v) for v in frame["y"]],
+        "structures": [s.as_dict() for s in frame["structure"]],
+    }
+    partial = path.with_name(path.name + ".partial")
+    with gzip.open(partial, "wt") as handle:
+        json.dump(payload, handle)
+    partial.replace(path)
+
+
+def read_structures(path: Path) -> pd.DataFrame:
+    """Structures and targets by id, as :func:`write_structures` wrote them."""
+    from pymatgen.core import Structure
+
+    with gzip.open(path, "rt") as handle:
+        payload = json.load(handle)
+    structures = [Structure.from_dict(d) for d in payload["structures"]]
+    return pd.DataFrame({"structure": structures, "y": payload["y"]}, index=payload["ids"])
+
+
+def write_table(path: Path, table: pd.DataFrame) -> None:
+    """Write a numeric table with string ids as ``.npz`` (ids, values)."""
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as handle:
+        np.savez(
+            handle,
+            ids=np.asarray([str(i) for i in table.index], dtype=str),
+            values=table.to_numpy(dtype=np.float64),
+        )
+    partial.replace(path)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A table from :func:`write_table` (read without unpickling)."""
+    with np.load(path, allow_pickle=False) as saved:
+        return pd.DataFrame(saved["values"], index=saved["ids"].tolist())
 
 
 def sitenet_inputs(task: str, frame: pd.DataFrame, cache: Path, n_jobs: int) -> tuple[dict, float]:
@@ -117,9 +164,9 @@ def matminer_features(
     """
     from joblib import Parallel, delayed
 
-    path = cache / f"{task}_{name}.pkl"
+    path = cache / f"{task}_{name}.npz"
     cost_path = cache / f"{task}_{name}_cost.json"
-    done = pd.read_pickle(path) if path.exists() else pd.DataFrame()
+    done = read_table(path) if path.exists() else pd.DataFrame()
     cost = (
         json.loads(cost_path.read_text())
         if cost_path.exists()
@@ -139,7 +186,7 @@ def matminer_features(
         cost["structures"] += len(chunk)
         block = pd.DataFrame(np.vstack([r for r in rows if len(r)]), index=chunk)
         done = pd.concat([done, block])
-        done.to_pickle(path)
+        write_table(path, done)
         cost_path.write_text(json.dumps(cost))
         print(f"  {task} {name}: {len(set(ids) & set(done.index))}/{len(ids)} structures")
     return done.loc[ids], cost

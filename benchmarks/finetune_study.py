@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _masking_features import read_structures
 from label_masking import (
     PROFILES,
     TASKS,
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     split = json.loads((cache / f"{args.task}_split.json").read_text())
     inputs, meta = load_featurized(cache / f"{args.task}_sitenet.npz")
     inputs = dict(zip(meta["ids"], inputs))
-    frame = pd.read_pickle(cache / f"{args.task}_structures.pkl.gz")
+    frame = read_structures(cache / f"{args.task}_structures.json.gz")
     encoders = {"dim": cache / f"{args.task}_dim"}
     for name, epochs in [
         ("dim_long", LONG_PRETRAINING_EPOCHS),

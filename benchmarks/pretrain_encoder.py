@@ -92,7 +92,6 @@ def select_ids(data: Path, work: Path, n_jobs: int) -> dict:
         "seconds": time.perf_counter() - start,
     }
     path.write_text(json.dumps(selection))
-    pd.to_pickle(train.loc[keep], work / "structures.pkl.gz")
     print(f"{len(keep)} structures kept, {len(excluded)} excluded", flush=True)
     return selection
 
@@ -103,15 +102,11 @@ def featurized(data: Path, work: Path, n_jobs: int) -> tuple[list, dict]:
 
     path = work / "featurized.npz"
     if not path.exists():
-        structures_path = work / "structures.pkl.gz"
-        if structures_path.exists():
-            structures = pd.read_pickle(structures_path)
-        else:  # a fresh machine: the committed ids, parsed again
-            ids = json.loads((work / "ids.json").read_text())["pretrain"]
-            structures, _ = load_structures_csv(
-                data / "matbench_mp_gap.csv.gz", id_col="matbench_id", ids=ids, n_jobs=n_jobs,
-                progress=True,
-            )  # fmt: skip
+        ids = json.loads((work / "ids.json").read_text())["pretrain"]  # parsed again
+        structures, _ = load_structures_csv(
+            data / "matbench_mp_gap.csv.gz", id_col="matbench_id", ids=ids, n_jobs=n_jobs,
+            progress=True,
+        )  # fmt: skip
         start = time.perf_counter()
         inputs = featurize(structures, n_jobs=n_jobs, progress=True, on_error="skip")
         keep = [i for i, x in enumerate(inputs) if x is not None]

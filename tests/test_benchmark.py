@@ -14,6 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import _masking_arms as arms  # noqa: E402 (scripts of benchmarks/, not of the package)
 import _masking_encoders as encoders  # noqa: E402
+import _masking_features as features  # noqa: E402
 import _masking_report as report  # noqa: E402
 import _masking_rows as rows_file  # noqa: E402
 import label_masking as benchmark  # noqa: E402
@@ -314,6 +315,39 @@ def test_band_gap_site_nets_predict_non_negative_values(monkeypatch, tmp_path):
     _fake_world(monkeypatch, tmp_path)
     benchmark.run(_args(tmp_path, tasks=["gap"], baselines=[]))
     assert {fit[1]["output"] for fit in _FakeSiteNet.fits} == {"trelu"}
+
+
+# ------------------------------------------------------------------ caches
+def test_feature_table_cache_round_trips_and_never_unpickles(tmp_path):
+    table = pd.DataFrame([[1.0, np.nan], [0.25, 3.0]], index=["mp-1", "mp-22"])
+    path = tmp_path / "eform_ofm.npz"
+    features.write_table(path, table)
+    back = features.read_table(path)
+    assert list(back.index) == ["mp-1", "mp-22"]
+    np.testing.assert_array_equal(back.to_numpy(), table.to_numpy())
+    assert not list(tmp_path.glob("*.partial"))  # written aside, then renamed
+    with open(path, "wb") as handle:  # a cache holding Python objects is refused
+        np.savez(handle, ids=np.array([object()], dtype=object), values=np.zeros((1, 1)))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        features.read_table(path)
+
+
+def test_structure_cache_round_trips(tmp_path):
+    from pymatgen.core import Lattice, Structure
+
+    rock_salt = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+    iron = Structure(Lattice.cubic(2.87), ["Fe", "Fe"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    frame = pd.DataFrame({"structure": [rock_salt, iron], "y": [-2.1, np.nan]}, index=["a", "b"])
+    path = tmp_path / "eform_structures.json.gz"
+    features.write_structures(path, frame)
+    back = features.read_structures(path)
+    assert list(back.index) == ["a", "b"] and back["y"].iloc[0] == -2.1
+    assert np.isnan(back["y"].iloc[1])
+    for old, new in zip(frame["structure"], back["structure"]):
+        assert new == old
+        np.testing.assert_array_equal(new.frac_coords, old.frac_coords)
 
 
 # ------------------------------------------------------------ the rows file
