@@ -47,30 +47,19 @@ VARIANTS: dict[str, tuple[dict, str]] = {
     "cosine_1000": ({"max_steps": 1000}, "cosine schedule, 1,000 steps"),
     "cosine_1500": ({"max_steps": 1500}, "cosine schedule, 1,500 steps"),
     "cosine_4000": ({"max_steps": 4000}, "cosine schedule, 4,000 steps"),
-    "cosine_1500_identity": (
-        {"max_steps": 1500, "output": "identity"},
-        "cosine_1500 rerun with the current training step: the output-layer variants' baseline",
-    ),
-    "cosine_4000_identity": (
-        {"max_steps": 4000, "output": "identity"},
-        "cosine_4000 rerun with the current training step: the output-layer variants' baseline",
-    ),
-    "cosine_1500_softplus": (
-        {"max_steps": 1500, "output": "softplus"},
-        "cosine, 1,500 steps, softplus output (non-negative targets: band gap)",
-    ),
-    "cosine_4000_softplus": (
-        {"max_steps": 4000, "output": "softplus"},
-        "cosine, 4,000 steps, softplus output (non-negative targets: band gap)",
-    ),
-    "cosine_1500_trelu": (
-        {"max_steps": 1500, "output": "trelu"},
-        "cosine, 1,500 steps, transparent-ReLU output (the original's band-gap head)",
-    ),
-    "cosine_4000_trelu": (
-        {"max_steps": 4000, "output": "trelu"},
-        "cosine, 4,000 steps, transparent-ReLU output (the original's band-gap head)",
-    ),
+    **{
+        f"cosine_{steps}_{output}": (
+            {"max_steps": steps, "output": output},
+            f"cosine, {steps:,} steps, {text}",
+        )
+        for output, text in {
+            "identity": "identity output rerun with the current training step (the baseline "
+            "of the output-layer variants)",
+            "softplus": "softplus output (non-negative targets: band gap)",
+            "trelu": "transparent-ReLU output (the original's band-gap head)",
+        }.items()
+        for steps in (1500, 4000)
+    },
     "cosine_1500_lr3e-3": ({"max_steps": 1500, "lr": 3e-3}, "cosine, 1,500 steps, lr 3e-3"),
     "cosine_1500_wd0.1": (
         {"max_steps": 1500, "optimizer__weight_decay": 0.1},
