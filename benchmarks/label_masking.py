@@ -277,59 +277,69 @@ def _append_rows(task, profile, args, split, frame, inputs, test, tables, starts
 
     Arms are the mean, every feature table with every downstream model, and
     Site-Net from every start (``None``: from scratch). Every seed at small N
-    comes first: the goal's cells come first.
+    comes first: the goal's cells come first. Within an N, the table arms
+    (seconds each) run seed by seed, then each Site-Net arm (minutes each)
+    for every seed in turn, from scratch first, so that a run stopped part
+    way through an N has complete arms rather than complete seeds.
     """
-    from skdim import SiteNetRegressor
-
     done = finished(rows_path)
-    budget = {} if profile["max_steps"] is None else {"max_steps": profile["max_steps"]}
     test_inputs = [inputs[i] for i in test]
     y_test = frame.loc[test, "y"].to_numpy()
+    table_arms = {"mean": None}
+    table_arms.update({f"{f}_{m}": (f, m) for f in tables for m in MODELS})
+    sitenet_arms = {f"sitenet_{name}": start for name, start in starts.items()}
     for n in profile["ns"]:
-        for seed_key, ids in split["labelled"].items():
-            seed = int(seed_key)
-            subset = [i for i in ids if i in inputs][:n]
+        seeds = {
+            int(seed_key): [i for i in ids if i in inputs][:n]
+            for seed_key, ids in split["labelled"].items()
+        }
+        order = [(arm, spec, seed) for seed in seeds for arm, spec in table_arms.items()]
+        order += [(arm, spec, seed) for arm, spec in sitenet_arms.items() for seed in seeds]
+        for arm, spec, seed in order:
+            if (task, n, seed, arm) in done:
+                continue
+            subset = seeds[seed]
             y = frame.loc[subset, "y"].to_numpy()
-            jobs = {"mean": None}
-            jobs.update({f"{f}_{m}": (f, m) for f in tables for m in MODELS})
-            jobs.update({f"sitenet_{name}": start for name, start in starts.items()})
-            for arm, spec in jobs.items():
-                if (task, n, seed, arm) in done:
-                    continue
-                start = time.perf_counter()
-                if arm == "mean":
-                    model = None
-                elif arm.startswith("sitenet_"):
-                    model = SiteNetRegressor(
-                        pretrained=None if spec is None else str(spec),
-                        output=TASKS[task]["sitenet_output"],
-                        random_state=seed,
-                        verbose=0,
-                        **budget,
-                    ).fit([inputs[i] for i in subset], y)
-                else:
-                    table = tables[spec[0]]
-                    model = downstream(spec[1], profile["rf_trees"], seed, args.n_jobs)
-                    model.fit(table.loc[subset].to_numpy(), y)
-                fit_s = time.perf_counter() - start
-                start = time.perf_counter()
-                if model is None:
-                    prediction = np.full(len(test), y.mean())
-                elif arm.startswith("sitenet_"):
-                    prediction = model.predict(test_inputs)
-                else:
-                    prediction = model.predict(tables[spec[0]].loc[test].to_numpy())
-                row = {
-                    "task": task,
-                    "n": n,
-                    "seed": seed,
-                    "arm": arm,
-                    "mae": float(np.abs(np.ravel(prediction) - y_test).mean()),
-                    "fit_s": round(fit_s, 3),
-                    "predict_s": round(time.perf_counter() - start, 3),
-                }
-                append_row(rows_path, row)
-                print(row, flush=True)
+            start = time.perf_counter()
+            model = _fit_arm(task, profile, args, arm, spec, seed, inputs, tables, subset, y)
+            fit_s = time.perf_counter() - start
+            start = time.perf_counter()
+            if model is None:
+                prediction = np.full(len(test), y.mean())
+            elif arm.startswith("sitenet_"):
+                prediction = model.predict(test_inputs)
+            else:
+                prediction = model.predict(tables[spec[0]].loc[test].to_numpy())
+            row = {
+                "task": task,
+                "n": n,
+                "seed": seed,
+                "arm": arm,
+                "mae": float(np.abs(np.ravel(prediction) - y_test).mean()),
+                "fit_s": round(fit_s, 3),
+                "predict_s": round(time.perf_counter() - start, 3),
+            }
+            append_row(rows_path, row)
+            print(row, flush=True)
+
+
+def _fit_arm(task, profile, args, arm, spec, seed, inputs, tables, subset, y):
+    """The fitted model of one arm on one labelled subset (``None`` for the mean)."""
+    from skdim import SiteNetRegressor
+
+    if arm == "mean":
+        return None
+    if arm.startswith("sitenet_"):
+        budget = {} if profile["max_steps"] is None else {"max_steps": profile["max_steps"]}
+        return SiteNetRegressor(
+            pretrained=None if spec is None else str(spec),
+            output=TASKS[task]["sitenet_output"],
+            random_state=seed,
+            verbose=0,
+            **budget,
+        ).fit([inputs[i] for i in subset], y)
+    model = downstream(spec[1], profile["rf_trees"], seed, args.n_jobs)
+    return model.fit(tables[spec[0]].loc[subset].to_numpy(), y)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

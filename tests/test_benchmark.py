@@ -311,6 +311,20 @@ def test_site_net_rows_are_written_before_the_slow_baseline_tables(monkeypatch, 
     assert set(arms.feature_arms(["xrd"])) <= set(rows["arm"])
 
 
+def test_each_site_net_arm_finishes_every_seed_before_the_next_arm(monkeypatch, tmp_path):
+    _fake_world(monkeypatch, tmp_path)
+    benchmark.run(_args(tmp_path, baselines=[]))
+    rows, _ = rows_file.read_rows(tmp_path / "out" / "label_masking_quick.csv")
+    first_n = rows[rows["n"] == rows["n"].iloc[0]]
+    arms_in_order = [arm for arm in first_n["arm"] if arm.startswith("sitenet_")]
+    # from scratch for every seed, then from DIM for every seed, ...
+    n_seeds = first_n["seed"].nunique()
+    assert n_seeds > 1
+    blocks = [arms_in_order[i : i + n_seeds] for i in range(0, len(arms_in_order), n_seeds)]
+    assert [set(block) for block in blocks] == [{arm} for arm in dict.fromkeys(arms_in_order)]
+    assert arms_in_order[0] == "sitenet_scratch"
+
+
 def test_band_gap_site_nets_predict_non_negative_values(monkeypatch, tmp_path):
     _fake_world(monkeypatch, tmp_path)
     benchmark.run(_args(tmp_path, tasks=["gap"], baselines=[]))
