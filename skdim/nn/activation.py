@@ -218,11 +218,23 @@ def _kernel(name: str) -> Callable:
     return _compiled[name]
 
 
+def _compile_cache() -> str:
+    """The folder where torch.compile keeps its built kernels."""
+    try:
+        from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+        return cache_dir()
+    except Exception:  # a torch without this helper
+        return os.environ.get("TORCHINDUCTOR_CACHE_DIR", "torch's inductor cache")
+
+
 def _fall_back(error: Exception) -> None:
     warnings.warn(
         f"torch.compile failed ({type(error).__name__}: {str(error)[:200]}); skdim runs "
-        "its Mish activation without compiling (slower). Set SKDIM_COMPILE=0 to skip "
-        "the attempt.",
+        "its Mish activation without compiling from here on (slower, and its results "
+        "differ in the last bits from a compiled run's). If the error names a file in "
+        f"{_compile_cache()}, a compile interrupted earlier may have left it incomplete: "
+        "delete that folder and run again. Set SKDIM_COMPILE=0 to skip the attempt.",
         RuntimeWarning,
         stacklevel=3,
     )
