@@ -60,7 +60,7 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:  # the helper modules, also when skdim's CLI loads this file
     sys.path.insert(0, _HERE)
 
-from _masking_arms import MATMINER, MODELS, downstream
+from _masking_arms import MODELS, downstream
 from _masking_encoders import (
     protocol_dim,
     shipped_encoder,
@@ -109,7 +109,10 @@ PROFILES = {
         "long_pretrain_epochs": 18,
     },
 }
-FEATURE_BASELINES = (*MATMINER, "chgnet")
+#: the baseline feature families, cheapest to make first (on one core: XRD and
+#: CHGNet take seconds to minutes per 1,000 structures, SiteStatsFingerprint
+#: about 7 minutes, OFM about 19)
+FEATURE_BASELINES = ("xrd", "chgnet", "magpie_ssf", "ofm")
 
 # the names the other studies import from this script
 _downstream = downstream
@@ -168,14 +171,14 @@ def _encoder_tables(task, args, frame, inputs, every, encoders, cost) -> dict:
     return tables
 
 
-def _baseline_tables(task, args, frame, every, cost) -> dict:
-    """The ``--baselines`` feature tables (matminer's, CHGNet's) for the ids ``every``.
+def _baseline_tables(task, args, frame, every, cost, names) -> dict:
+    """The feature tables ``names`` (matminer's, CHGNet's) for the ids ``every``.
 
     Slow to make (OFM and SiteStatsFingerprint take about a second per
     structure on one core), cached in chunks; costs go into ``cost``.
     """
     tables = {}
-    for name in args.baselines:
+    for name in names:
         if name == "chgnet":
             table, chgnet_cost = chgnet_table(task, frame, every, args.cache)
             if table is None:
@@ -224,8 +227,9 @@ def _run_task(task: str, args, profile: dict, out: Path) -> None:
     """Build every arm's inputs and append one row per unfinished (N, seed, arm).
 
     The Site-Net arms and the encoders' tables run first; the slow matminer
-    and CHGNet tables are made after them, so a run that stops early has the
-    Site-Net rows.
+    and CHGNet tables are made after them, cheapest first, each followed by
+    its rows, so a run that stops early has the Site-Net rows and those of
+    every table finished.
     """
     from skdim import DIMPretrainer
 
@@ -258,10 +262,12 @@ def _run_task(task: str, args, profile: dict, out: Path) -> None:
     starts = {"scratch": None, **encoders}
     rows_path = out / f"{report_stem(args.profile)}.csv"
     _append_rows(task, profile, args, split, frame, inputs, test, tables, starts, rows_path)
-    tables.update(_baseline_tables(task, args, frame, every, cost))
-    cost_path.write_text(json.dumps(cost, indent=1, default=str))
-    # the rows finished above are skipped: this adds the baseline tables' rows
-    _append_rows(task, profile, args, split, frame, inputs, test, tables, starts, rows_path)
+    for name in args.baselines:
+        # each table's rows as soon as it is made (finished rows are skipped), so a
+        # run stopped during a slow table keeps the rows of the tables before it
+        tables.update(_baseline_tables(task, args, frame, every, cost, [name]))
+        cost_path.write_text(json.dumps(cost, indent=1, default=str))
+        _append_rows(task, profile, args, split, frame, inputs, test, tables, starts, rows_path)
     if args.plots:
         embedding_plot(
             task,

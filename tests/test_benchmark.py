@@ -292,7 +292,7 @@ def test_run_wires_every_arm_and_skips_the_shipped_ones_without_an_encoder(
     )
 
 
-def test_site_net_rows_are_written_before_the_slow_baseline_tables(monkeypatch, tmp_path):
+def test_rows_are_written_before_each_slower_baseline_table(monkeypatch, tmp_path):
     _fake_world(monkeypatch, tmp_path)
     make_table = benchmark.matminer_features
     seen = []
@@ -303,12 +303,15 @@ def test_site_net_rows_are_written_before_the_slow_baseline_tables(monkeypatch, 
         return make_table(task, name, *args)
 
     monkeypatch.setattr(benchmark, "matminer_features", matminer_features)
-    benchmark.run(_args(tmp_path, baselines=["xrd"]))
-    assert len(seen) == 1  # one baseline table, made once
+    benchmark.run(_args(tmp_path, baselines=["xrd", "ofm"]))
+    assert len(seen) == 2  # each baseline table, made once
     assert {"sitenet_scratch", "sitenet_dim", "sitenet_transfer", "dim_rf"} <= seen[0]
-    assert not any(arm.startswith("xrd_") for arm in seen[0])
+    assert not any(arm.startswith(("xrd_", "ofm_")) for arm in seen[0])
+    # the first table's rows are written before the second table is made
+    assert set(arms.feature_arms(["xrd"])) <= seen[1]
+    assert not any(arm.startswith("ofm_") for arm in seen[1])
     rows, _ = rows_file.read_rows(tmp_path / "out" / "label_masking_quick.csv")
-    assert set(arms.feature_arms(["xrd"])) <= set(rows["arm"])
+    assert set(arms.feature_arms(["xrd", "ofm"])) <= set(rows["arm"])
 
 
 def test_each_site_net_arm_finishes_every_seed_before_the_next_arm(monkeypatch, tmp_path):
