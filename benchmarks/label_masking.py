@@ -258,7 +258,7 @@ def _run_task(task: str, args, profile: dict, out: Path) -> None:
     labelled = sorted({i for ids in split["labelled"].values() for i in ids if i in inputs})
     every = labelled + test
     tables = _encoder_tables(task, args, frame, inputs, every, encoders, cost)
-    cost_path.write_text(json.dumps(cost, indent=1, default=str))
+    _write_cost(cost_path, cost)
     starts = {"scratch": None, **encoders}
     rows_path = out / f"{report_stem(args.profile)}.csv"
     _append_rows(task, profile, args, split, frame, inputs, test, tables, starts, rows_path)
@@ -266,7 +266,7 @@ def _run_task(task: str, args, profile: dict, out: Path) -> None:
         # each table's rows as soon as it is made (finished rows are skipped), so a
         # run stopped during a slow table keeps the rows of the tables before it
         tables.update(_baseline_tables(task, args, frame, every, cost, [name]))
-        cost_path.write_text(json.dumps(cost, indent=1, default=str))
+        _write_cost(cost_path, cost)
         _append_rows(task, profile, args, split, frame, inputs, test, tables, starts, rows_path)
     if args.plots:
         embedding_plot(
@@ -276,6 +276,19 @@ def _run_task(task: str, args, profile: dict, out: Path) -> None:
             frame.loc[test, "y"].to_numpy(),
             out / f"tsne_{task}_{args.profile}.png",
         )
+
+
+def _write_cost(path: Path, cost: dict) -> None:
+    """Write a task's costs, keeping those of arms an earlier run measured and this one did not.
+
+    A run restricted to some tables (``--baselines``, ``--no-transfer``) then
+    leaves the other families' featurization and pretraining costs in place.
+    """
+    if path.exists():
+        earlier = json.loads(path.read_text())
+        for key in ("features", "pretraining"):
+            cost[key] = {**earlier.get(key, {}), **cost[key]}
+    path.write_text(json.dumps(cost, indent=1, default=str))
 
 
 def _append_rows(task, profile, args, split, frame, inputs, test, tables, starts, rows_path):

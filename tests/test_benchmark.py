@@ -314,6 +314,20 @@ def test_rows_are_written_before_each_slower_baseline_table(monkeypatch, tmp_pat
     assert set(arms.feature_arms(["xrd", "ofm"])) <= set(rows["arm"])
 
 
+def test_a_run_restricted_to_some_arms_keeps_the_other_arms_costs(monkeypatch, tmp_path):
+    _fake_world(monkeypatch, tmp_path)
+    benchmark.run(_args(tmp_path, baselines=["xrd"]))
+    path = tmp_path / "out" / "cost_eform_quick.json"
+    first = json.loads(path.read_text())
+    assert {"xrd", "sitenet"} <= set(first["features"])
+    assert "transfer" in first["pretraining"]
+    benchmark.run(_args(tmp_path, baselines=["ofm"], transfer=False))
+    second = json.loads(path.read_text())
+    assert second["features"]["xrd"] == first["features"]["xrd"]
+    assert second["pretraining"]["transfer"] == first["pretraining"]["transfer"]
+    assert "ofm" in second["features"]
+
+
 def test_each_site_net_arm_finishes_every_seed_before_the_next_arm(monkeypatch, tmp_path):
     _fake_world(monkeypatch, tmp_path)
     benchmark.run(_args(tmp_path, baselines=[]))
