@@ -283,9 +283,10 @@ def _write_cost(path: Path, cost: dict) -> None:
 
     A run restricted to some tables (``--baselines``, ``--no-transfer``) then
     leaves the other families' featurization and pretraining costs in place.
+    Costs written under another protocol are replaced, not kept.
     """
-    if path.exists():
-        earlier = json.loads(path.read_text())
+    earlier = json.loads(path.read_text()) if path.exists() else {}
+    if earlier.get("protocol") == cost["protocol"]:
         for key in ("features", "pretraining"):
             cost[key] = {**earlier.get(key, {}), **cost[key]}
     path.write_text(json.dumps(cost, indent=1, default=str))

@@ -326,6 +326,10 @@ def test_a_run_restricted_to_some_arms_keeps_the_other_arms_costs(monkeypatch, t
     assert second["features"]["xrd"] == first["features"]["xrd"]
     assert second["pretraining"]["transfer"] == first["pretraining"]["transfer"]
     assert "ofm" in second["features"]
+    second["protocol"] = benchmark.PROTOCOL - 1  # costs of another protocol are not kept
+    path.write_text(json.dumps(second))
+    benchmark.run(_args(tmp_path, baselines=[], transfer=False))
+    assert "xrd" not in json.loads(path.read_text())["features"]
 
 
 def test_each_site_net_arm_finishes_every_seed_before_the_next_arm(monkeypatch, tmp_path):
