@@ -171,26 +171,24 @@ def _encoder_tables(task, args, frame, inputs, every, encoders, cost) -> dict:
     return tables
 
 
-def _baseline_tables(task, args, frame, every, cost, names) -> dict:
-    """The feature tables ``names`` (matminer's, CHGNet's) for the ids ``every``.
+def _baseline_table(task, args, frame, every, cost, name) -> dict:
+    """The feature table ``name`` (matminer's or CHGNet's) for the ids ``every``.
 
     Slow to make (OFM and SiteStatsFingerprint take about a second per
-    structure on one core), cached in chunks; costs go into ``cost``.
+    structure on one core), cached in chunks; its cost goes into ``cost``.
+    Returns ``{name: table}``, or an empty dict when the table cannot be made
+    here (CHGNet not installed).
     """
-    tables = {}
-    for name in names:
-        if name == "chgnet":
-            table, chgnet_cost = chgnet_table(task, frame, every, args.cache)
-            if table is None:
-                print(chgnet_cost["skipped"], flush=True)
-                cost["skipped"].append(chgnet_cost["skipped"])
-                continue
-            tables["chgnet"], cost["features"]["chgnet"] = table, chgnet_cost
-        else:
-            tables[name], cost["features"][name] = matminer_features(
-                task, name, frame, every, args.cache, args.n_jobs
-            )
-    return tables
+    if name == "chgnet":
+        table, table_cost = chgnet_table(task, frame, every, args.cache)
+        if table is None:
+            print(table_cost["skipped"], flush=True)
+            cost["skipped"].append(table_cost["skipped"])
+            return {}
+    else:
+        table, table_cost = matminer_features(task, name, frame, every, args.cache, args.n_jobs)
+    cost["features"][name] = table_cost
+    return {name: table}
 
 
 def _encoders(task, args, profile, inputs, split, data, cost) -> dict:
@@ -265,7 +263,7 @@ def _run_task(task: str, args, profile: dict, out: Path) -> None:
     for name in args.baselines:
         # each table's rows as soon as it is made (finished rows are skipped), so a
         # run stopped during a slow table keeps the rows of the tables before it
-        tables.update(_baseline_tables(task, args, frame, every, cost, [name]))
+        tables.update(_baseline_table(task, args, frame, every, cost, name))
         _write_cost(cost_path, cost)
         _append_rows(task, profile, args, split, frame, inputs, test, tables, starts, rows_path)
     if args.plots:
