@@ -34,7 +34,7 @@ in the rows file (``_masking_rows``), so an interrupted run resumes where it
 stopped; two processes (``--tasks gap`` and ``--tasks eform``) can share it.
 
     python benchmarks/label_masking.py --quick   # the CI smoke run
-    python benchmarks/label_masking.py --full    # about 17 core-hours; resumable
+    python benchmarks/label_masking.py --full    # about 18 core-hours (measured); resumable
 
 This is a research script of the source repository, not part of the
 installed library (``skdim benchmark`` runs it from a source checkout, and
