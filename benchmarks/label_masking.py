@@ -284,10 +284,11 @@ def _write_cost(path: Path, cost: dict) -> None:
     Costs written under another protocol are replaced, not kept.
     """
     earlier = json.loads(path.read_text()) if path.exists() else {}
+    merged = dict(cost)
     if earlier.get("protocol") == cost["protocol"]:
         for key in ("features", "pretraining"):
-            cost[key] = {**earlier.get(key, {}), **cost[key]}
-    path.write_text(json.dumps(cost, indent=1, default=str))
+            merged[key] = {**earlier.get(key, {}), **cost[key]}
+    path.write_text(json.dumps(merged, indent=1, default=str))
 
 
 def _append_rows(task, profile, args, split, frame, inputs, test, tables, starts, rows_path):
