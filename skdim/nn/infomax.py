@@ -9,7 +9,7 @@ encoder in :mod:`skdim.nn.models` (:class:`~skdim.nn.SiteNetDIM`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -21,6 +21,7 @@ class DIMScores:
     The second output of :meth:`SiteNetDIM.forward <skdim.nn.SiteNetDIM.forward>`.
     B crystals of at most P sites, J neighbours (K sampled ones in training),
     E and L the widths of the crystal embedding and the site representation.
+    Every Deep InfoMax field is None for a model built with ``infomax=False``.
 
     Parameters
     ----------
@@ -43,12 +44,21 @@ class DIMScores:
         Their weights.
     global_scores : tensor of shape (B, P, B)
         Global critic: site i of crystal b against crystal c, at ``[b, i, c]``.
+    global_site_mask : bool tensor of shape (B, P) or None, default=None
+        Sites that take part in the global objective (None: every real site;
+        a leave-one-out summary leaves out one-site crystals).
     global_engineered : tensor of shape (N, B, P) or None, default=None
         Global critic on the N corrupted copies of each crystal's sites
         against its own crystal (None without a corruption).
+    engineered_identical : bool tensor of shape (N, B) or None, default=None
+        Corrupted copies that are the crystal itself, left out of the loss
+        (None: none are).
     prior_real, prior_fake : tensor of shape (M, 1) or None, default=None
         Prior discriminators on N(0, 1) samples and on the codes (None
         without prior matching).
+    pretext : dict of str to (loss, metric) tensors, default={}
+        Losses of the pretext tasks (:mod:`skdim.nn.pretext`) and the figure
+        each records.
 
     Examples
     --------
@@ -65,16 +75,19 @@ class DIMScores:
     """
 
     site_mask: torch.Tensor
-    derangement: torch.Tensor
-    local_mean: torch.Tensor
-    local_logvar: torch.Tensor
-    global_mean: torch.Tensor
-    global_logvar: torch.Tensor
-    local_pos: torch.Tensor
-    local_pos_weight: torch.Tensor
-    local_neg: torch.Tensor
-    local_neg_weight: torch.Tensor
-    global_scores: torch.Tensor
+    derangement: torch.Tensor | None = None
+    local_mean: torch.Tensor | None = None
+    local_logvar: torch.Tensor | None = None
+    global_mean: torch.Tensor | None = None
+    global_logvar: torch.Tensor | None = None
+    local_pos: torch.Tensor | None = None
+    local_pos_weight: torch.Tensor | None = None
+    local_neg: torch.Tensor | None = None
+    local_neg_weight: torch.Tensor | None = None
+    global_scores: torch.Tensor | None = None
+    global_site_mask: torch.Tensor | None = None
     global_engineered: torch.Tensor | None = None
+    engineered_identical: torch.Tensor | None = None
     prior_real: torch.Tensor | None = None
     prior_fake: torch.Tensor | None = None
+    pretext: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)

@@ -330,6 +330,37 @@ def masked_pool(x: torch.Tensor, mask: torch.Tensor, mode: str = "mean") -> torc
     raise ValueError(f"pooling must be 'mean' or 'max', got {mode!r}")
 
 
+def masked_stats(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean, standard deviation, minimum and maximum of (B, P, D) over real sites: (B, 4 D).
+
+    Parameters
+    ----------
+    x : tensor of shape (B, P, D)
+        Per-site values.
+    mask : bool tensor of shape (B, P)
+        True for real sites.
+
+    Returns
+    -------
+    tensor of shape (B, 4 D)
+        ``[mean, std, min, max]``; the standard deviation is the population one
+        (0 for one-site crystals).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.layers import masked_stats
+    >>> x = torch.tensor([[[1.0], [3.0]], [[2.0], [100.0]]])
+    >>> masked_stats(x, torch.tensor([[True, True], [True, False]])).tolist()
+    [[2.0, 1.0, 1.0, 3.0], [2.0, 0.0, 2.0, 2.0]]
+    """
+    mean = masked_pool(x, mask, "mean")
+    weights = mask.to(x.dtype)[..., None]
+    variance = (((x - mean[:, None]) ** 2) * weights).sum(1) / weights.sum(1).clamp(min=1)
+    low = -masked_pool(-x, mask, "max")
+    return torch.cat([mean, variance.clamp(min=0).sqrt(), low, masked_pool(x, mask, "max")], -1)
+
+
 class OutputActivation(nn.Module):
     """Output nonlinearity of a regression head.
 

@@ -39,9 +39,16 @@ def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def crystal_mean(per_site: torch.Tensor, site_mask: torch.Tensor) -> torch.Tensor:
-    """Mean over each crystal's sites, then over crystals (every crystal counts once)."""
+    """Mean over each crystal's sites, then over crystals (every crystal counts once).
+
+    Crystals without a site in ``site_mask`` are left out.
+    """
     mask = site_mask.to(per_site.dtype)
-    return ((per_site * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+    count = mask.sum(1)
+    per_crystal = (per_site * mask).sum(1) / count.clamp(min=1)
+    if bool((count > 0).all()):
+        return per_crystal.mean()
+    return per_crystal[count > 0].sum() / (count > 0).sum().clamp(min=1)
 
 
 class DIMLoss(nn.Module):
@@ -73,6 +80,9 @@ class DIMLoss(nn.Module):
         built with ``prior_matching=True``).
     estimator : {"jsd", "infonce"}, default="jsd"
         Mutual-information estimator.
+    pretext_weights : mapping of str to float or None, default=None
+        Weight of each pretext task's loss (:mod:`skdim.nn.pretext`), by the
+        task's name; a task without a weight counts with weight 1.
 
     Examples
     --------
@@ -100,6 +110,7 @@ class DIMLoss(nn.Module):
         kl_weight: float = 0.1,
         prior_weight: float = 0.0,
         estimator: str = "jsd",
+        pretext_weights: dict[str, float] | None = None,
     ):
         super().__init__()
         if estimator not in ("jsd", "infonce"):
@@ -107,6 +118,7 @@ class DIMLoss(nn.Module):
         self.local_weight, self.global_weight = local_weight, global_weight
         self.kl_weight, self.prior_weight = kl_weight, prior_weight
         self.estimator = estimator
+        self.pretext_weights = dict(pretext_weights or {})
 
     def forward(self, scores: DIMScores) -> dict[str, torch.Tensor]:
         """Compute the loss and its parts.
@@ -122,16 +134,21 @@ class DIMLoss(nn.Module):
         ``kl``, ``prior`` (terms) and ``local_mi``, ``global_mi`` (the
         estimator's mutual-information estimates in nats, 0 at chance and
         higher is better: 2 log 2 - loss for JSD, log(candidates) - loss for
-        InfoNCE).
+        InfoNCE); for each pretext task ``name``, its loss ``name`` and its
+        figure ``name_metric``. Terms of parts the model did not compute
+        (``infomax=False``) are 0.
         """
         mask = scores.site_mask
-        local, local_mi = self._local(scores)
-        global_, global_mi = self._global(scores)
-        kl = (
-            crystal_mean(gaussian_kl(scores.local_mean, scores.local_logvar).mean(-1), mask)
-            + gaussian_kl(scores.global_mean, scores.global_logvar).mean()
-        )
-        prior = torch.zeros((), device=mask.device)
+        zero = torch.zeros((), device=mask.device)
+        local = local_mi = global_ = global_mi = kl = zero
+        if scores.local_pos is not None:
+            local, local_mi = self._local(scores)
+            global_, global_mi = self._global(scores)
+            kl = (
+                crystal_mean(gaussian_kl(scores.local_mean, scores.local_logvar).mean(-1), mask)
+                + gaussian_kl(scores.global_mean, scores.global_logvar).mean()
+            )
+        prior = zero
         if scores.prior_real is not None:
             prior = softplus(-scores.prior_real).mean() + softplus(scores.prior_fake).mean()
         loss = (
@@ -140,6 +157,11 @@ class DIMLoss(nn.Module):
             + self.kl_weight * kl
             + self.prior_weight * prior
         )
+        pretext = {}
+        for name, (task_loss, metric) in scores.pretext.items():
+            loss = loss + self.pretext_weights.get(name, 1.0) * task_loss
+            pretext[name] = task_loss.detach()
+            pretext[f"{name}_metric"] = metric.detach()
         return {
             "loss": loss,
             "local": local.detach(),
@@ -148,6 +170,7 @@ class DIMLoss(nn.Module):
             "prior": prior.detach(),
             "local_mi": local_mi.detach(),
             "global_mi": global_mi.detach(),
+            **pretext,
         }
 
     def _local(self, s: DIMScores) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,22 +189,30 @@ class DIMLoss(nn.Module):
         return loss, math.log(logits.shape[0]) - loss
 
     def _global(self, s: DIMScores) -> tuple[torch.Tensor, torch.Tensor]:
-        scores, sigma, mask = s.global_scores.float(), s.derangement, s.site_mask
+        scores, sigma = s.global_scores.float(), s.derangement
+        mask = s.site_mask if s.global_site_mask is None else s.global_site_mask
         batch = torch.arange(scores.shape[0], device=scores.device)
-        engineered = s.global_engineered
+        engineered, identical = s.global_engineered, s.engineered_identical
         if self.estimator == "jsd":
             positive = scores[batch, :, batch]  # (B, P)
             negatives = [scores[batch, :, sigma]]
             if engineered is not None:
                 negatives += list(engineered.float())
-            neg_term = torch.stack([softplus(n) for n in negatives]).mean(0)
+            terms = torch.stack([softplus(n) for n in negatives])  # (1 + N, B, P)
+            if identical is None:
+                neg_term = terms.mean(0)
+            else:  # the partner always counts; identical copies do not
+                keep = torch.cat([torch.ones_like(identical[:1]), ~identical]).to(terms.dtype)
+                neg_term = (terms * keep[..., None]).sum(0) / keep.sum(0)[:, None]
             per_site = softplus(-positive) + neg_term
             loss = crystal_mean(per_site, mask)
             return loss, 2 * math.log(2) - loss
+        if engineered is not None:
+            engineered = engineered.float()
+            if identical is not None:
+                engineered = engineered.masked_fill(identical[..., None], MASK_FILL)
         logits = (
-            scores
-            if engineered is None
-            else torch.cat([scores, engineered.float().permute(1, 2, 0)], dim=-1)
+            scores if engineered is None else torch.cat([scores, engineered.permute(1, 2, 0)], -1)
         )
         target = batch[:, None].expand(-1, scores.shape[1])
         nll = cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import partial
 
 import torch
 from torch import nn
@@ -17,8 +18,22 @@ from skdim.nn.critics import (
 from skdim.nn.encoder import SiteNetEncoder, encoder_config
 from skdim.nn.infomax import DIMScores
 from skdim.nn.layers import MLP, Linear, OutputActivation
-from skdim.nn.negatives import Corruption, derangement, partner_rows, take_rows
+from skdim.nn.negatives import (
+    Corruption,
+    composition_matched_negatives,
+    derangement,
+    identical_copies,
+    partner_rows,
+    strain_negative_scales,
+    take_rows,
+)
 from skdim.nn.negatives import engineered_negatives as _engineered_negatives
+from skdim.nn.pretext import build_pretext
+
+#: Distances (Angstrom) up to which a pair is a site's own copy (d = 0).
+SELF_DISTANCE = 1e-4
+#: Distances (Angstrom) within which a negative pair equals a true one.
+SAME_DISTANCE = 1e-3
 
 
 class SiteNet(nn.Module):
@@ -128,9 +143,10 @@ class SiteNetDIM(nn.Module):
         The encoder to pretrain; None builds one from ``preset``,
         ``n_site_features``, ``n_pair_features`` and ``**encoder_options``
         (which must then be left out). It needs a ``local_dim`` bottleneck.
-    corruption : Corruption or None, default=None
+    corruption : Corruption, "matched" or None, default=None
         Turns a batch into corrupted copies whose sites are global negatives
-        (see :class:`~skdim.nn.negatives.Corruption`); None uses
+        (see :class:`~skdim.nn.negatives.Corruption`); "matched" uses
+        :func:`~skdim.nn.negatives.composition_matched_negatives`; None uses
         :func:`~skdim.nn.engineered_negatives` when ``engineered_negatives``
         is True.
     preset : {"dim", "paper"}, default="dim"
@@ -156,6 +172,38 @@ class SiteNetDIM(nn.Module):
         many neighbours per site, drawn with probability (d + 1)^-2
         (importance sampling: unbiased, J / local_samples times cheaper).
         None uses every neighbour; validation always does.
+    self_pairs : bool, default=True
+        Keep each site's own copy (d = 0) among its neighbours in the local
+        objective, as the original does. False drops it: with it the local
+        term is largely an identity check.
+    local_negatives : {"partner", "matched"}, default="partner"
+        The local objective's three fake neighbour sets. "partner" (the
+        original): the partner crystal's atoms at its distances, one's own
+        atoms at the partner's distances, the partner's atoms at one's own
+        distances. "matched" keeps one's composition: one's own atoms at the
+        partner's distances, one's own distances with the atoms' identities
+        shuffled over the supercell, one's own atoms at distances strained by
+        10-25 %. Fake pairs equal to a true pair (same element within
+        1e-3 Angstrom) are dropped.
+    leave_one_out : bool, default=False
+        Score each site against the crystal embedding of the *other* sites
+        (mean pooling only); sites of one-site crystals leave the global term.
+    negatives_grad : bool, default=False
+        Encode the corrupted copies with gradient, so the global objective's
+        negatives train the encoder (the original encodes them without).
+    drop_identical : bool, default=False
+        Leave out corrupted copies that are the crystal itself (for example
+        the species of rock salt swapped), found by
+        :func:`~skdim.nn.negatives.identical_copies`.
+    infomax : bool, default=True
+        Compute the Deep InfoMax critics. False leaves only the ``pretext``
+        tasks (and no Gaussian codes).
+    pretext : mapping of str to module, sequence of str, or None, default=None
+        Pretext tasks (:mod:`skdim.nn.pretext`) run on the same encoder, as
+        modules by name or as names of :data:`~skdim.nn.pretext.PRETEXT_TASKS`
+        (built for the encoder); their losses go into ``DIMScores.pretext``.
+    pair_channels : tuple of str, default=("distance",)
+        Names of the pair channels, for the corruptions that strain distances.
     **encoder_options
         Replace settings of the preset.
 
@@ -197,7 +245,7 @@ class SiteNetDIM(nn.Module):
         n_pair_features: int = 1,
         *,
         encoder: SiteNetEncoder | None = None,
-        corruption: Corruption | None = None,
+        corruption: Corruption | str | None = None,
         preset: str = "dim",
         projection_dim: int = 128,
         critic_hidden: int = 64,
@@ -205,6 +253,14 @@ class SiteNetDIM(nn.Module):
         global_trains_local: bool = False,
         prior_matching: bool = False,
         local_samples: int | None = 16,
+        self_pairs: bool = True,
+        local_negatives: str = "partner",
+        leave_one_out: bool = False,
+        negatives_grad: bool = False,
+        drop_identical: bool = False,
+        infomax: bool = True,
+        pretext: Mapping[str, nn.Module] | Sequence[str] | None = None,
+        pair_channels: Sequence[str] = ("distance",),
         **encoder_options,
     ):
         super().__init__()
@@ -218,7 +274,16 @@ class SiteNetDIM(nn.Module):
             )
         if corruption is not None and not engineered_negatives:
             raise ValueError("a corruption was given but engineered_negatives=False")
-        if corruption is None and engineered_negatives:
+        if local_negatives not in ("partner", "matched"):
+            raise ValueError(
+                f"local_negatives must be 'partner' or 'matched', got {local_negatives!r}"
+            )
+        if leave_one_out and encoder.pooling != "mean":
+            raise ValueError("leave_one_out needs an encoder with mean pooling")
+        pair_channels = tuple(pair_channels)
+        if corruption == "matched":
+            corruption = partial(composition_matched_negatives, channels=pair_channels)
+        elif corruption is None and engineered_negatives:
             corruption = _engineered_negatives
         self.encoder = encoder
         self.local_samples = local_samples
@@ -232,6 +297,13 @@ class SiteNetDIM(nn.Module):
         self.global_trains_local = global_trains_local
         self.prior_local = MLP(local_dim, [256], 1) if prior_matching else None
         self.prior_global = MLP(embedding_dim, [256], 1) if prior_matching else None
+        self.self_pairs, self.local_negatives = self_pairs, local_negatives
+        self.leave_one_out, self.negatives_grad = leave_one_out, negatives_grad
+        self.drop_identical, self.infomax = drop_identical, infomax
+        self.pair_channels = pair_channels
+        if pretext is not None and not isinstance(pretext, Mapping):
+            pretext = {name: build_pretext(name, encoder, pair_channels) for name in pretext}
+        self.pretext = nn.ModuleDict(pretext or {})
 
     def forward(self, **batch: torch.Tensor) -> tuple[torch.Tensor, DIMScores]:
         """Embeddings and the critics' scores for :class:`DIMLoss`.
@@ -248,10 +320,17 @@ class SiteNetDIM(nn.Module):
         embedding : tensor of shape (B, embedding_dim)
             The crystal embeddings g (noise-free).
         scores : DIMScores
-            Positive and negative critic scores, weights, masks and Gaussian
-            code parameters: the input of :class:`DIMLoss`.
+            Positive and negative critic scores, weights, masks, Gaussian
+            code parameters and pretext losses: the input of :class:`DIMLoss`.
         """
         site_mask = batch["site_mask"]
+        pretext = {
+            name: task(self.encoder, batch, random=self.training)
+            for name, task in self.pretext.items()
+        }
+        if not self.infomax:
+            embedding = self.encoder(**batch)
+            return embedding, DIMScores(site_mask=site_mask, pretext=pretext)
         sigma = derangement(len(site_mask), random=self.training, device=site_mask.device)
         batch = {**batch, "pair_embedding": self.encoder.embed_pairs(batch["pair_features"])}
         local, summary = self.encoder.encode_sites(**batch)
@@ -261,14 +340,26 @@ class SiteNetDIM(nn.Module):
         embedding, hidden = self.encoder.readout(global_input, site_mask)
         global_logvar = self.global_logvar(hidden)
         local_scores = self._local_scores(batch, noisy_local, sigma)
-        corrupted = None
+        corrupted = identical = None
         if self.corruption is not None:
-            with torch.no_grad():
-                frozen = {**batch, "pair_embedding": batch["pair_embedding"].detach()}
-                copies = self.corruption(frozen, sigma, random=self.training)
+            with torch.set_grad_enabled(self.negatives_grad and torch.is_grad_enabled()):
+                source = batch
+                if not self.negatives_grad:
+                    source = {**batch, "pair_embedding": batch["pair_embedding"].detach()}
+                copies = self.corruption(source, sigma, random=self.training)
                 corrupted = self.encoder.encode_sites(**copies)[0].unflatten(0, (-1, len(sigma)))
+            if self.drop_identical:
+                identical = identical_copies(batch, copies)
         noisy_embedding = _sample(embedding, global_logvar, self.training)
-        global_scores, engineered = self.global_critic(noisy_embedding, global_input, corrupted)
+        if self.leave_one_out:
+            global_scores, engineered, global_mask = self._leave_one_out_scores(
+                global_input, site_mask, noisy_embedding, global_logvar, corrupted
+            )
+        else:
+            global_scores, engineered = self.global_critic(
+                noisy_embedding, global_input, corrupted
+            )
+            global_mask = None
         prior_real = prior_fake = None
         if self.prior_local is not None:
             fake_local = GradientReversal.apply(local[site_mask])
@@ -289,17 +380,49 @@ class SiteNetDIM(nn.Module):
             global_logvar=global_logvar,
             **local_scores,
             global_scores=global_scores,
+            global_site_mask=global_mask,
             global_engineered=engineered,
+            engineered_identical=identical,
             prior_real=prior_real,
             prior_fake=prior_fake,
+            pretext=pretext,
         )
         return embedding, scores
+
+    def _leave_one_out_scores(self, local, site_mask, embedding, logvar, corrupted):
+        """Global scores with each site's own crystal summarized without it.
+
+        ``scores[b, i, c]`` is site i of b against crystal c's embedding, and
+        against the embedding of b's other sites where c = b. Returns the
+        scores, the engineered negatives' scores (against the same
+        leave-one-out embeddings) and the sites that have other sites.
+        """
+        encoder = self.encoder
+        per_site = encoder.pre_pool(local) * site_mask[..., None]  # (B, P, H)
+        n_sites = site_mask.sum(1, keepdim=True)  # (B, 1)
+        others = (per_site.sum(1, keepdim=True) - per_site) / (n_sites - 1).clamp(min=1)[..., None]
+        hidden = encoder.post_pool(others)
+        own = encoder.project(hidden) if encoder.project is not None else hidden  # (B, P, E)
+        if self.training:
+            own = own + torch.exp(0.5 * logvar)[:, None] * torch.randn_like(own)
+        critic = self.global_critic
+        sites = critic.site(local)  # (B, P, D)
+        scores = torch.einsum("bpd,cd->bpc", sites, critic.crystal(embedding))
+        own_crystal = critic.crystal(own)  # (B, P, D)
+        diagonal = torch.eye(len(local), dtype=torch.bool, device=local.device)[:, None, :]
+        scores = torch.where(diagonal, (sites * own_crystal).sum(-1)[..., None], scores)
+        engineered = None
+        if corrupted is not None:
+            engineered = torch.einsum("kbpd,bpd->kbp", critic.site(corrupted), own_crystal)
+        return scores, engineered, site_mask & (n_sites > 1)
 
     def _local_scores(self, batch, local, sigma) -> dict[str, torch.Tensor]:
         site_mask, pair_mask = batch["site_mask"], batch["pair_mask"]
         encoder = self.encoder
         sites = (batch["site_features"] - encoder.site_mean) / encoder.site_std
         distances = batch["pair_features"][..., 0]
+        if not self.self_pairs:
+            pair_mask = pair_mask & (distances > SELF_DISTANCE)
         rows = partner_rows(site_mask, sigma)
         fake_distances = take_rows(distances, sigma, rows)
         fake_mask = site_mask[..., None] & take_rows(pair_mask, sigma, rows)
@@ -319,10 +442,16 @@ class SiteNetDIM(nn.Module):
                 site_mask[..., None].to(d_true.dtype).expand_as(d_true) / self.local_samples
             )
         else:
+            true_cols = fake_cols = None
             d_true, d_fake = distances, fake_distances
             own_true = own_fake = own_ids
             partner_true = partner_fake = partner_ids
         critic, partner_sites = self.local_critic, sites[sigma]
+        if self.local_negatives == "matched":
+            return self._matched_local_scores(
+                batch, local, sites, pair_mask, (d_true, own_true, true_weight, true_cols),
+                (d_fake, own_fake, fake_weight),
+            )  # fmt: skip
         return {
             "local_pos": critic(local, sites, own_true, d_true),
             "local_pos_weight": true_weight,
@@ -335,6 +464,50 @@ class SiteNetDIM(nn.Module):
             ),
             "local_neg_weight": torch.stack([fake_weight, fake_weight, true_weight]),
         }
+
+    def _matched_local_scores(self, batch, local, sites, pair_mask, true, fake):
+        """Local scores with composition-matched fake neighbours, equal pairs dropped."""
+        d_true, own_true, true_weight, true_cols = true
+        d_fake, own_fake, fake_weight = fake
+        valid = pair_mask[:, 0]  # (B, J): real supercell atoms
+        if self.training:
+            keys = torch.rand(valid.shape, device=valid.device).masked_fill(~valid, 2.0)
+            order = keys.argsort(dim=1)
+        else:
+            n = valid.sum(1, keepdim=True)
+            j = torch.arange(valid.shape[1], device=valid.device)[None]
+            order = torch.where(valid, (j + 1) % n, j)
+        shuffled = torch.gather(batch["neighbor_site"], 1, order)
+        shuffled_true = _pick(shuffled, true_cols) if true_cols is not None else shuffled
+        scale = strain_negative_scales(len(local), random=self.training, device=local.device)
+        d_strained = d_true * scale[:, None, None].to(d_true.dtype)
+        critic, z = self.local_critic, batch["atomic_numbers"]
+        candidates = [(own_fake, d_fake, fake_weight), (shuffled_true, d_true, true_weight),
+                      (own_true, d_strained, true_weight)]  # fmt: skip
+        scores, weights = [], []
+        for ids, d, weight in candidates:
+            equal = _equals_a_true_pair(z, ids, d, batch, pair_mask)
+            scores.append(critic(local, sites, ids, d))
+            weights.append(weight * ~equal)
+        return {
+            "local_pos": critic(local, sites, own_true, d_true),
+            "local_pos_weight": true_weight,
+            "local_neg": torch.stack(scores),
+            "local_neg_weight": torch.stack(weights),
+        }
+
+
+def _equals_a_true_pair(z, ids, d, batch, pair_mask) -> torch.Tensor:
+    """(B, P, K) bool: fake pair (element of site ids, d) equals a true pair of that site."""
+    z_atoms = torch.gather(z, 1, batch["neighbor_site"])  # (B, J)
+    if ids.dim() == 2:
+        ids = ids[:, None].expand(-1, d.shape[1], -1)
+    z_fake = torch.gather(z, 1, ids.flatten(1)).view_as(ids)  # (B, P, K)
+    true_d = batch["pair_features"][..., 0]  # (B, P, J)
+    same = (z_fake[..., None] == z_atoms[:, None, None, :]) & (
+        (d[..., None] - true_d[:, :, None, :]).abs() <= SAME_DISTANCE
+    )
+    return (same & pair_mask[:, :, None, :]).any(-1)
 
 
 def _pick(ids: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:

@@ -244,3 +244,236 @@ def engineered_negatives(
         order = torch.where(valid, (j + 1) % n, j)
     shuffled["neighbor_site"] = torch.gather(batch["neighbor_site"], 1, order)
     return {k: torch.cat([composition[k], geometry[k], shuffled[k]]) for k in batch}
+
+
+#: Strain factors of the strained negative: far enough from 1 that the copy is
+#: never a plausible relaxation of the crystal (a uniform strain of 10-25 %).
+STRAIN_NEGATIVE_RANGES = ((0.78, 0.9), (1.11, 1.28))
+
+
+def strained_pairs(
+    pair_features: torch.Tensor, scale: torch.Tensor, channels: tuple[str, ...] = ("distance",)
+) -> torch.Tensor:
+    """Raw pair features of each crystal uniformly strained by ``scale``.
+
+    Parameters
+    ----------
+    pair_features : tensor of shape (B, P, J, C)
+        Raw pair features; channel 0 is the distance in Angstrom.
+    scale : tensor of shape (B,)
+        Factor applied to every distance of a crystal.
+    channels : tuple of str, default=("distance",)
+        Names of the C channels (:data:`skdim.featurize.PAIR_FEATURES`):
+        "coulomb", log(Z_i Z_j / d), moves by -log(scale), clipped as in
+        featurization.
+
+    Returns
+    -------
+    tensor of shape (B, P, J, C)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.negatives import strained_pairs
+    >>> pairs = torch.tensor([[[[0.0], [2.0]]]])
+    >>> strained_pairs(pairs, torch.tensor([1.1]))[..., 0].tolist()
+    [[[0.0, 2.200000047683716]]]
+    """
+    if len(channels) != pair_features.shape[-1]:
+        raise ValueError(f"{pair_features.shape[-1]} pair channels but names {channels}")
+    out = pair_features.clone()
+    view = scale.to(out.dtype).view(-1, *([1] * (out.dim() - 2)))
+    for c, name in enumerate(channels):
+        if name == "distance":
+            out[..., c] = pair_features[..., c] * view
+        elif name == "coulomb":
+            out[..., c] = (pair_features[..., c] - torch.log(view)).clamp(-10.0, 10.0)
+        else:
+            raise ValueError(f"no strain rule for pair channel {name!r}")
+    return out
+
+
+def strain_negative_scales(n: int, *, random: bool, device=None) -> torch.Tensor:
+    """Strain factors of the strained negatives, from :data:`STRAIN_NEGATIVE_RANGES`.
+
+    Parameters
+    ----------
+    n : int
+        Crystals.
+    random : bool
+        Draw uniformly from the two ranges (training), or alternate 0.85 and
+        1.18 (validation).
+    device : torch.device or None, default=None
+
+    Returns
+    -------
+    tensor of shape (n,)
+    """
+    (low_a, high_a), (low_b, high_b) = STRAIN_NEGATIVE_RANGES
+    if not random:
+        return torch.tensor([0.85, 1.18], device=device).repeat((n + 1) // 2)[:n]
+    u = torch.rand(n, device=device)
+    expand = torch.rand(n, device=device) < 0.5
+    return torch.where(expand, low_b + u * (high_b - low_b), low_a + u * (high_a - low_a))
+
+
+def permuted_species(batch: dict[str, torch.Tensor], *, random: bool) -> dict[str, torch.Tensor]:
+    """The batch with the species of each crystal's sites permuted among its sites.
+
+    Geometry and composition are kept; only which site holds which species
+    changes (a derangement of the real sites: random in training, a shift by
+    one site otherwise). Crystals whose sites all hold one element come back
+    unchanged: :func:`identical_copies` finds them.
+
+    Parameters
+    ----------
+    batch : dict of tensors
+        A padded batch (:func:`skdim.data.collate_sitenet`).
+    random : bool
+        Random derangement (training) or the fixed shift (validation).
+
+    Returns
+    -------
+    dict of tensors
+        The batch with ``site_features`` and ``atomic_numbers`` permuted.
+    """
+    site_mask = batch["site_mask"]
+    n_sites = site_mask.sum(1, keepdim=True)
+    rows = torch.arange(site_mask.shape[1], device=site_mask.device)[None]
+    if random:  # a cyclic shift in a random order of each crystal's real sites
+        keys = torch.rand(site_mask.shape, device=site_mask.device).masked_fill(~site_mask, 2.0)
+        order = keys.argsort(dim=1)
+        position = order.argsort(dim=1)
+        successor = torch.gather(order, 1, (position + 1) % n_sites.clamp(min=1))
+        source = torch.where(site_mask, successor, rows)
+    else:
+        source = torch.where(site_mask, (rows + 1) % n_sites.clamp(min=1), rows)
+    out = dict(batch)
+    out["site_features"] = torch.gather(
+        batch["site_features"], 1, source[..., None].expand_as(batch["site_features"])
+    )
+    out["atomic_numbers"] = torch.gather(batch["atomic_numbers"], 1, source)
+    return out
+
+
+def composition_matched_negatives(
+    batch: dict[str, torch.Tensor],
+    sigma: torch.Tensor,
+    *,
+    random: bool,
+    channels: tuple[str, ...] = ("distance",),
+) -> dict[str, torch.Tensor]:
+    """Three corrupted copies of a batch that keep each crystal's composition.
+
+    1. permuted species: the species of the sites permuted among the sites,
+       geometry kept (:func:`permuted_species`);
+    2. strained: every distance scaled by a factor 10-25 % away from 1
+       (:func:`strain_negative_scales`);
+    3. partner geometry: the partner crystal's pair features and neighbour
+       mask with one's own species (as the wrong-geometry copy of
+       :func:`engineered_negatives`).
+
+    None of them can be told from the crystal by its elements alone, so a
+    critic has to read the arrangement of the atoms. The corruption of the
+    shortcut-free objective (``SiteNetDIM(objective_fixes=True)``).
+
+    Parameters
+    ----------
+    batch : dict of tensors
+        A padded batch, optionally with ``pair_embedding``, which the strained
+        copy drops (it is re-embedded from the strained pair features).
+    sigma : long tensor of shape (B,)
+        Partner crystal of each crystal (:func:`derangement`).
+    random : bool
+        Random copies (training) or fixed ones (validation).
+    channels : tuple of str, default=("distance",)
+        Names of the pair channels (see :func:`strained_pairs`).
+
+    Returns
+    -------
+    dict of tensors
+        3 B crystals: the permuted, strained and partner-geometry copies.
+
+    Examples
+    --------
+    >>> from pymatgen.core import Lattice, Structure
+    >>> from skdim.data import SiteNetDataset, collate_sitenet
+    >>> from skdim.featurize import featurize
+    >>> from skdim.nn import derangement
+    >>> from skdim.nn.negatives import composition_matched_negatives
+    >>> cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> po = Structure(Lattice.cubic(3.35), ["Po"], [[0, 0, 0]])
+    >>> batch, _ = collate_sitenet(list(SiteNetDataset(featurize([cscl, po], max_atoms=30))))
+    >>> fake = composition_matched_negatives(batch, derangement(2, random=False), random=False)
+    >>> fake["atomic_numbers"][0].tolist()  # CsCl with Cs and Cl swapped
+    [17, 55]
+    """
+    permuted = permuted_species(batch, random=random)
+    strained = {k: v for k, v in batch.items() if k != "pair_embedding"}
+    scale = strain_negative_scales(len(sigma), random=random, device=sigma.device)
+    strained["pair_features"] = strained_pairs(batch["pair_features"], scale, channels)
+    site_mask, pair_mask = batch["site_mask"], batch["pair_mask"]
+    rows = partner_rows(site_mask, sigma)
+    geometry = dict(batch)
+    for key in ("pair_features", "pair_embedding"):
+        if key in batch:
+            geometry[key] = take_rows(batch[key], sigma, rows)
+    geometry["pair_mask"] = site_mask[..., None] & take_rows(pair_mask, sigma, rows)
+    copies = (permuted, strained, geometry)
+    return {k: torch.cat([copy[k] for copy in copies]) for k in strained}
+
+
+def environment_fingerprint(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A number per crystal that equal crystals share: to find negatives equal to a positive.
+
+    Each site's environment is summed as sum_j f(Z_i, Z_u(j), d_ij) with a
+    fixed smooth f, and the crystal's fingerprint is a fixed nonlinear sum of
+    its sites'. It depends neither on the order of the sites nor of the
+    supercell atoms, so a corrupted copy that is the same crystal (species
+    swapped in rock salt, a partner that is a duplicate) gets the same
+    fingerprint up to rounding; different crystals almost never do.
+
+    Parameters
+    ----------
+    batch : dict of tensors
+        A padded batch (``atomic_numbers``, ``pair_features``,
+        ``neighbor_site``, ``site_mask``, ``pair_mask``).
+
+    Returns
+    -------
+    tensor of shape (B, 4), float64
+    """
+    z = batch["atomic_numbers"].double()  # (B, P)
+    z_atoms = torch.gather(z, 1, batch["neighbor_site"])  # (B, J)
+    d = batch["pair_features"][..., 0].double()
+    mask = batch["pair_mask"].double()
+    k = torch.arange(1, 5, dtype=torch.float64, device=z.device)
+    pair = torch.cos(0.37 * k * z_atoms[:, None, :, None] + 1.3 * k * d[..., None])
+    pair = pair * torch.exp(-d[..., None]) * mask[..., None]
+    site = pair.sum(2) + torch.sin(0.61 * k * z[..., None])  # (B, P, 4)
+    return (torch.tanh(site) * batch["site_mask"][..., None].double()).sum(1)
+
+
+def identical_copies(
+    batch: dict[str, torch.Tensor], copies: dict[str, torch.Tensor], tol: float = 1e-6
+) -> torch.Tensor:
+    """Which corrupted copies are the crystal they were made from (false negatives).
+
+    Parameters
+    ----------
+    batch : dict of tensors
+        The B crystals.
+    copies : dict of tensors
+        K B corrupted copies, stacked copy after copy.
+    tol : float, default=1e-6
+        Largest fingerprint difference, relative to the number of sites, of
+        copies taken as identical.
+
+    Returns
+    -------
+    bool tensor of shape (K, B)
+    """
+    original = environment_fingerprint(batch)
+    copied = environment_fingerprint(copies).unflatten(0, (-1, len(original)))
+    n_sites = batch["site_mask"].sum(1).double()[:, None]
+    return ((copied - original).abs() / n_sites).amax(-1) < tol
