@@ -64,6 +64,7 @@ def _pretrain(args: argparse.Namespace) -> None:
 
     options = _common(args)
     options["plateau_patience"] = args.plateau_patience
+    options["objective"] = args.objective
     if (Path(args.data) / "store.json").is_file():  # written by `skdim featurize`
         from skdim.store import FeaturizedStore
 
@@ -115,6 +116,8 @@ def _embed(args: argparse.Namespace) -> None:
 
     model = DIMPretrainer.load(resolve_saved_model(args.model), device=args.device)
     set_quiet(model, args)
+    if args.embedding is not None:
+        model.set_params(embedding=args.embedding)
     structures, _ = load_data(args.data, args.structure_col, None, args.n_jobs, not args.quiet)
     table = pd.DataFrame(
         model.transform(structures), index=structures.index, columns=model.get_feature_names_out()
@@ -265,6 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="data-parallel over the processes started by accelerate launch or torchrun",
     )
     pretrain.add_argument(
+        "--objective",
+        default="dim_paper",
+        help="what pretraining learns (see skdim.nn.objectives): dim_paper, the original "
+        "Deep InfoMax objective; dim_fixed, without its composition shortcuts; strain, "
+        "masked: structure pretext tasks; dim_fixed+strain, dim_fixed+masked: both",
+    )
+    pretrain.add_argument(
         "--max-epochs",
         type=int,
         default=100,
@@ -301,6 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, help="output CSV file: one row per structure, one column each"
     )
     embed.add_argument("--device", default=None, help=load_device)
+    embed.add_argument(
+        "--embedding",
+        default=None,
+        choices=["pooled", "global", "site_stats"],
+        help="what to write (default: the model's own setting): pooled site representation, "
+        "the DIM crystal code, or mean/std/min/max of the site representations",
+    )
 
     fit = command("fit", _fit, "train a SiteNetRegressor (optionally from a pretrained model)")
     fit.add_argument(

@@ -18,6 +18,8 @@ from skdim._featurize_settings import DEFAULTS
 from skdim._params import SHARED_CONSTRAINTS
 from skdim.data import PairBudgetBatchSampler, collate_sitenet, item_sizes
 from skdim.nn import PRESETS, DIMLoss, SiteNetDIM
+from skdim.nn.layers import masked_stats
+from skdim.nn.objectives import OBJECTIVES, objective_settings
 
 _WEIGHT = [Interval(Real, 0, None, closed="left")]
 
@@ -38,6 +40,14 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         The loss class.
     preset : {"dim", "paper"}, default="dim"
         Encoder architecture (see :data:`skdim.nn.PRESETS`).
+    objective : str, default="dim_paper"
+        What pretraining learns (see :mod:`skdim.nn.objectives`):
+        "dim_paper", the original Deep InfoMax objective; "dim_fixed", Deep
+        InfoMax without the shortcuts that let it be solved from composition
+        (no d = 0 pairs, composition-matched negatives with gradient, a
+        leave-one-out summary); "strain", regress a uniform strain of the
+        distances; "masked", predict masked sites' elements from their
+        environment; "dim_fixed+strain" and "dim_fixed+masked", both summed.
     max_atoms : int, default=50
         Most atoms in each structure's supercell.
     supercell : {"cubic", "primitive"}, default="cubic"
@@ -56,22 +66,29 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         Weight of adversarial prior matching (0 disables it).
     mi_estimator : {"jsd", "infonce"}, default="jsd"
         Mutual-information estimator (see :class:`skdim.nn.DIMLoss`).
+    pretext_weight : float, default=1.0
+        Weight of the pretext task's loss (objectives with one) beside the
+        Deep InfoMax terms.
     engineered_negatives : bool, default=True
-        Use the wrong-composition, wrong-geometry and shuffled-neighbour
-        negatives in the global objective.
-    embedding : {"pooled", "global"}, default="pooled"
+        Use the objective's corrupted copies as global negatives: for
+        "dim_paper" the wrong-composition, wrong-geometry and
+        shuffled-neighbour copies, for "dim_fixed" the composition-matched
+        ones (species permuted among sites, strained, partner geometry).
+    embedding : {"pooled", "global", "site_stats"}, default="pooled"
         What :meth:`transform` returns: "global" is the DIM crystal code g
         (64-d for the "dim" preset), the vector the global objective scores;
         "pooled" is the pooled site representation that g is computed from
         (128-d), i.e. the features before the crystal-level projection, as is
-        usual for contrastive encoders. "pooled" gave lower downstream errors
-        in our tests, for pretrained and random encoders alike.
-    global_trains_local : bool, default=False
-        Let the global objective train the local encoder. Off by default, as
-        in the original: in our comparison on the demo set (docs, "Design
-        choices") letting it through collapsed the local representations
-        (local MI estimate 0.05 vs 0.19 nats) and gave worse embeddings for
-        both formation energy and band gap.
+        usual for contrastive encoders; "site_stats" is the mean, standard
+        deviation, minimum and maximum over sites of the site representations
+        before any bottleneck (4 x 64 = 256-d), which no layer trained by the
+        global objective touches.
+    global_trains_local : bool or None, default=None
+        Let the global objective train the local encoder; None takes the
+        objective's choice (False for "dim_paper", as in the original, True
+        for "dim_fixed"). With the paper's negatives, letting it through
+        collapsed the local representations in our comparison on the demo
+        set (docs, "Design choices").
     optimizer : type, default=torch.optim.AdamW
     lr : float, default=1e-3
         Peak learning rate.
@@ -150,18 +167,26 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
 
     _min_crystals = 2
     _schedules = ("plateau",)
-    _recorded = ("local_mi", "global_mi", "kl")
+
+    @property
+    def _recorded(self) -> tuple[str, ...]:
+        settings = objective_settings(self.objective)
+        dim = ("local_mi", "global_mi", "kl") if settings.get("infomax", True) else ()
+        return dim + tuple(f"{task}_metric" for task in settings.get("pretext", ()))
+
     _parameter_constraints: dict[str, list] = {
         **SHARED_CONSTRAINTS,
         "preset": [StrOptions(set(PRESETS))],
+        "objective": [StrOptions(set(OBJECTIVES))],
+        "pretext_weight": _WEIGHT,
         "local_weight": _WEIGHT,
         "global_weight": _WEIGHT,
         "kl_weight": _WEIGHT,
         "prior_weight": _WEIGHT,
         "mi_estimator": [StrOptions({"jsd", "infonce"})],
         "engineered_negatives": ["boolean"],
-        "global_trains_local": ["boolean"],
-        "embedding": [StrOptions({"pooled", "global"})],
+        "global_trains_local": ["boolean", None],
+        "embedding": [StrOptions({"pooled", "global", "site_stats"})],
         "lr_schedule": [StrOptions({"plateau", "constant"})],
         "plateau_patience": [Interval(Integral, 1, None, closed="left")],
     }
@@ -172,6 +197,7 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         criterion=DIMLoss,
         *,
         preset: str = "dim",
+        objective: str = "dim_paper",
         max_atoms: int = DEFAULTS.max_atoms,
         supercell: str = DEFAULTS.supercell,
         site_properties: tuple[str, ...] = DEFAULTS.site_properties,
@@ -182,8 +208,9 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         kl_weight: float = 0.1,
         prior_weight: float = 0.0,
         mi_estimator: str = "jsd",
+        pretext_weight: float = 1.0,
         engineered_negatives: bool = True,
-        global_trains_local: bool = False,
+        global_trains_local: bool | None = None,
         embedding: str = "pooled",
         optimizer=torch.optim.AdamW,
         lr: float = 1e-3,
@@ -216,6 +243,7 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
             **kwargs,
         )
         self.preset = preset
+        self.objective = objective
         self.max_atoms = max_atoms
         self.supercell = supercell
         self.site_properties = site_properties
@@ -226,6 +254,7 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         self.kl_weight = kl_weight
         self.prior_weight = prior_weight
         self.mi_estimator = mi_estimator
+        self.pretext_weight = pretext_weight
         self.engineered_negatives = engineered_negatives
         self.global_trains_local = global_trains_local
         self.embedding = embedding
@@ -247,12 +276,19 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         -------
         self
         """
+        settings = objective_settings(self.objective)
+        if not self.engineered_negatives:
+            settings.pop("corruption", None)
+        if self.global_trains_local is not None:
+            settings["global_trains_local"] = self.global_trains_local
+        featurization = getattr(self, "featurization_", None) or self._resolve_featurization()
         self.module_ = self._build_module(
             {
                 "preset": self.preset,
                 "engineered_negatives": self.engineered_negatives,
-                "global_trains_local": self.global_trains_local,
                 "prior_matching": self.prior_weight > 0,
+                "pair_channels": tuple(featurization["pair_features"]),
+                **settings,
             }
         )
         return self
@@ -270,6 +306,9 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
             "kl_weight": self.kl_weight,
             "prior_weight": self.prior_weight,
             "estimator": self.mi_estimator,
+            "pretext_weights": dict.fromkeys(
+                objective_settings(self.objective).get("pretext", ()), self.pretext_weight
+            ),
             **self.get_params_for("criterion"),
         }
         self.criterion_ = self.initialized_instance(self.criterion, kwargs)
@@ -311,8 +350,8 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         Returns
         -------
         ndarray of shape (n_structures, d), float32
-            d is 128 for ``embedding="pooled"`` and 64 for "global" (with the
-            "dim" preset).
+            d is 128 for ``embedding="pooled"``, 64 for "global" and 256 for
+            "site_stats" (with the "dim" preset).
         """
         self.check_is_fitted()
         encoder = self.module_.encoder
@@ -323,8 +362,15 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
             def forward(**batch):
                 return encoder.pool(encoder.encode_sites(**batch)[0], batch["site_mask"])
 
+        elif self.embedding == "site_stats":
+
+            def forward(**batch):
+                return masked_stats(encoder.encode_sites(**batch)[1], batch["site_mask"])
+
         else:
-            raise ValueError(f"embedding must be 'pooled' or 'global', got {self.embedding!r}")
+            raise ValueError(
+                f"embedding must be 'pooled', 'global' or 'site_stats', got {self.embedding!r}"
+            )
         return self._forward_sorted(X, lambda batch: forward(**batch)).astype(np.float32)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
@@ -341,7 +387,11 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
         """
         self.check_is_fitted()
         encoder = self.module_.encoder
-        width = encoder.embedding_dim if self.embedding == "global" else encoder.pre_pool.out_dim
+        width = {
+            "global": encoder.embedding_dim,
+            "pooled": encoder.pre_pool.out_dim,
+            "site_stats": 4 * encoder.summary_dim,
+        }[self.embedding]
         return np.array([f"dim{i}" for i in range(width)], object)
 
     def score(self, X: Any, y: Any = None) -> float:
