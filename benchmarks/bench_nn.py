@@ -47,6 +47,9 @@ ROOT = Path(__file__).resolve().parents[1]
 #: is about); "dim_negatives" adds them, to compare with the naive step, which
 #: has them too.
 VARIANTS = ("supervised_ref", "supervised", "dim_ref", "dim", "dim_negatives", "naive_dim")
+#: The pretraining objectives of ``DIMPretrainer(objective=...)`` other than the
+#: paper's, whose step is ``dim_negatives`` (the default, engineered negatives on).
+OBJECTIVE_VARIANTS = ("dim_fixed", "strain", "masked", "dim_fixed+strain", "dim_fixed+masked")
 
 
 # --------------------------------------------------------------- naive model
@@ -202,7 +205,7 @@ def former_order(sampler, rng):
     )
 
 
-def load_batches(max_atoms, budget, n_batches, former_order=False):
+def load_batches(max_atoms, budget, n_batches, use_former_order=False):
     """One shuffled pass over 800 demo structures (at most ``n_batches`` batches)."""
     import pandas as pd
 
@@ -218,7 +221,7 @@ def load_batches(max_atoms, budget, n_batches, former_order=False):
     sampler = PairBudgetBatchSampler(
         dataset.n_sites, dataset.n_neighbors, budget, shuffle=True, min_crystals=2, random_state=0
     )
-    if former_order:
+    if use_former_order:
         sampler._order = lambda rng: former_order(sampler, rng)
     batches = [collate_sitenet([dataset[i] for i in b]) for b in list(sampler)[:n_batches]]
     return batches, feature_scaling(inputs)
@@ -243,7 +246,12 @@ def build(variant, scaling):
         model.encoder.set_feature_scaling(**scaling)
         return model, lambda out, y: (out[:, 0] - y).abs().mean()
     loss = DIMLoss()
-    if variant in ("dim", "dim_negatives"):
+    if variant in OBJECTIVE_VARIANTS:
+        from skdim.nn.objectives import objective_settings
+
+        model = SiteNetDIM(**objective_settings(variant))
+        model.encoder.set_feature_scaling(**scaling)
+    elif variant in ("dim", "dim_negatives"):
         model = SiteNetDIM(engineered_negatives=variant == "dim_negatives")
         model.encoder.set_feature_scaling(**scaling)
     else:
@@ -302,7 +310,7 @@ def run_one(variant, max_atoms, budget, n_batches, device, threads, precision, p
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     batches, scaling = load_batches(
-        max_atoms, budget, n_batches or None, former_order=variant.endswith("_ref")
+        max_atoms, budget, n_batches or None, use_former_order=variant.endswith("_ref")
     )
     batches = [({k: v.to(device) for k, v in x.items()}, y.to(device)) for x, y in batches]
     model, loss_fn = build(variant, scaling)
@@ -392,9 +400,9 @@ def matmul_flops(device, n=2048, repeats=10, blocks=5):
     return 2 * n**3 * repeats / best
 
 
-def configurations(sizes, extra):
+def configurations(sizes, extra, variants=VARIANTS + OBJECTIVE_VARIANTS):
     """(variant, max_atoms, threads, precision) to measure, each in its own process."""
-    runs = [(v, size, 1, "float32") for size in sizes for v in VARIANTS]
+    runs = [(v, size, 1, "float32") for size in sizes for v in variants]
     if extra:  # thread count and bfloat16, for the new steps at the first size
         for variant in ("supervised", "dim"):
             runs += [(variant, sizes[0], 2, "float32"), (variant, sizes[0], 1, "bfloat16")]
@@ -411,6 +419,13 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--no-extra", action="store_true", help="skip the 2-thread and bfloat16 rows"
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(VARIANTS + OBJECTIVE_VARIANTS),
+        choices=list(VARIANTS + OBJECTIVE_VARIANTS),
+        help="steps to measure (default: all); the report's ratio tables need theirs",
     )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "nn.md"))
     parser.add_argument("--_one", nargs=4, help=argparse.SUPPRESS)
@@ -431,7 +446,8 @@ def main():
     torch.set_num_threads(1)
     peak_matmul = matmul_flops(args.device)
     results = []
-    for variant, size, threads, precision in configurations(args.sizes, not args.no_extra):
+    runs = configurations(args.sizes, not args.no_extra, tuple(args.variants))
+    for variant, size, threads, precision in runs:
         command = [
             sys.executable, __file__, "--_one", variant, str(size), str(threads), precision,
             "--batch-pairs", str(args.batch_pairs), "--batches", str(args.batches),
@@ -491,6 +507,33 @@ def write_report(results, peak_matmul, args):
             None,
         )
 
+    objective_rows = [
+        (size, v, find(v, size), find("dim_negatives", size))
+        for size in args.sizes
+        for v in OBJECTIVE_VARIANTS
+        if find(v, size) and find("dim_negatives", size)
+    ]
+    if objective_rows:
+        lines += [
+            "",
+            "Pretraining objectives (`DIMPretrainer(objective=...)`) against today's DIM step "
+            "(`dim_negatives`: the paper's objective with its engineered negatives, the "
+            "default), 1 thread, float32:",
+            "",
+            "| max_atoms | objective | crystals/s | peak memory (MiB) "
+            "| time per crystal vs today's DIM step |",
+            "|---:|---|---:|---:|---:|",
+        ]
+        for size, v, r, today in objective_rows:
+            lines.append(
+                f"| {size} | {v} | {r['crystals_per_s']:.1f} | {r['peak_mib']:.0f} "
+                f"| {today['crystals_per_s'] / r['crystals_per_s']:.2f}x |"
+            )
+    if not all(find(v, size) for size in args.sizes for v in VARIANTS):
+        text = "\n".join(lines) + "\n"
+        Path(args.out).write_text(text)
+        print(text)
+        return
     lines += [
         "",
         "Speed-ups in crystals/s over the same 800 crystals (1 thread, float32 unless named):",
