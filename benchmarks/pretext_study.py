@@ -333,21 +333,73 @@ def finetune_rows(task: str, variant: str, plan: dict, data: Path, cache: Path, 
             print(task, variant, "finetune", n, seed, f"{mae:.4f}", flush=True)
 
 
+def _paired_change(own: pd.Series, reference: pd.Series) -> float:
+    """Median over common seeds of the per-seed relative change, in percent."""
+    common = own.index.intersection(reference.index)
+    if len(common) == 0:
+        return float("nan")
+    return float(((own[common] - reference[common]) / reference[common]).median() * 100)
+
+
+def summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, n, variant, mode, embedding): seeds, median MAE, paired changes.
+
+    ``vs_untrained``: the median per-seed change against ``untrained`` in the
+    same mode and embedding; ``vs_stats``: for ``frozen_*``, against
+    ``input_stats`` alone with the same model (negative is better).
+    """
+    rows = []
+    keys = ["task", "n", "variant", "mode", "embedding"]
+    indexed = frame.set_index([*keys, "seed"])["mae"].sort_index()
+    for key, part in frame.groupby(keys, sort=False):
+        task, n, variant, mode, embedding = key
+        own = part.set_index("seed")["mae"]
+
+        def reference(variant_, mode_, embedding_, cell=(task, n)):
+            try:
+                return indexed.loc[(*cell, variant_, mode_, embedding_)]
+            except KeyError:
+                return pd.Series(dtype=float)
+
+        row = dict(zip(keys, key), seeds=len(own), median=own.median())
+        row["vs_untrained"] = (
+            float("nan") if variant == "untrained"
+            else _paired_change(own, reference("untrained", mode, embedding))
+        )  # fmt: skip
+        row["vs_stats"] = (
+            _paired_change(own, reference("none", mode.replace("frozen", "stats"), ""))
+            if mode.startswith("frozen") else float("nan")
+        )  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cell(row: pd.Series | None, change: str) -> str:
+    if row is None:
+        return ""
+    text = f"{row['median']:.3f}"
+    if np.isfinite(row[change]):
+        text += f" ({row[change]:+.1f} %)"
+    return text + ("" if row["seeds"] >= 3 else f" [{row['seeds']} seed]")
+
+
 def report() -> str:
-    """Markdown: per (task, N, mode) each variant's median and paired change vs untrained."""
+    """Markdown: per mode, each variant's median and paired change in every (task, N) cell."""
     frame = pd.read_csv(CSV_PATH, keep_default_na=False)
+    table = summary(frame)
     lines = [
         "# Pretext study (development splits; never a test set)",
         "",
-        "Command: `OMP_NUM_THREADS=1 python benchmarks/pretext_study.py --pretrain VARIANT` "
-        "then `--stage 1 --variants ...` (one process per core), `--report`.  ",
+        "Command: `OMP_NUM_THREADS=1 python benchmarks/pretext_study.py --pretrain VARIANT`, "
+        "then `--stage 1 --variants VARIANT ...` (one process per core) and `--report`.  ",
         f"Machine: {os.uname().machine}, {os.cpu_count()} cores.  ",
-        "Pretraining: 10,000 structures of the formation-energy split's pretraining set, "
-        "DIMPretrainer defaults (plateau schedule, at most 30 epochs, seed 0).  ",
-        "MAE on each task's development evaluation set: eform eV/atom (1,000), gap eV (1,000), "
-        "gvrh log10(GPa) (500). Change: median over seeds of the paired per-seed change "
-        "against `untrained` in the same mode and embedding (negative is better); for "
-        "`frozen_*` the reference is `input_stats` alone (`stats_*`).",
+        "Pretraining: the same 10,000 structures (the formation-energy split's pretraining "
+        "set), DIMPretrainer defaults (plateau schedule, at most 30 epochs, seed 0).  ",
+        "Scores: MAE on each task's development evaluation set (eform: eV/atom, 1,000 "
+        "structures; gap: eV, 1,000; gvrh: log10(GPa), 500), median over label seeds; in "
+        "brackets the median paired per-seed change (negative is better) against "
+        "`untrained` (fine-tuning: Site-Net from scratch) or, for the frozen embeddings, "
+        "against `input_stats` alone with the same model.",
         "",
         "Variants: " + "; ".join(f"`{k}`: {v}" for k, v in DESCRIPTIONS.items()) + ".",
         "",
@@ -359,39 +411,41 @@ def report() -> str:
             path = HERE / "cache" / "full_v2" / "eform_pretrain.json"
         if path.exists():
             cost = json.loads(path.read_text())
-            cost_lines.append(
-                f"`{variant}` {cost['epochs']} epochs, {cost['seconds']:.0f} s"
-                f"{' (plateau stop)' if cost.get('stopped') else ''}"
-            )
+            stop = " (plateau stop)" if cost.get("stopped") else ""
+            seconds = cost["seconds"]
+            cost_lines.append(f"`{variant}` {cost['epochs']} epochs, {seconds:.0f} s{stop}")
     if cost_lines:
-        lines += ["Pretraining cost (one core each): " + "; ".join(cost_lines) + ".", ""]
-    for (task, mode, embedding), group in frame.groupby(["task", "mode", "embedding"], sort=True):
-        if mode.startswith("stats_"):
+        lines += ["Pretraining (one core each): " + "; ".join(cost_lines) + ".", ""]
+    sections = [("finetune", "", "Site-Net fine-tuned (default recipe)", "vs_untrained")]
+    for mode, model in (("frozen_ridge", "Ridge"), ("frozen_rf", "Forest")):
+        for embedding in ("pooled", "site_stats"):
+            title = f"{model} on input_stats + embedding ({embedding})"
+            sections.append((mode, embedding, title, "vs_stats"))
+    for mode, embedding, title, change in sections:
+        part = table[(table["mode"] == mode) & (table.embedding == embedding)]
+        if part.empty:
             continue
-        reference = (
-            frame[(frame.task == task) & (frame["mode"] == mode.replace("frozen", "stats"))]
-            if mode.startswith("frozen")
-            else frame[
-                (frame.task == task) & (frame["mode"] == mode) & (frame.variant == "untrained")
-            ]
-        )
-        ref = reference.set_index(["n", "seed"])["mae"]
-        title = f"## {task} ({UNITS[task]}), {mode}" + (f", {embedding}" if embedding else "")
-        lines += [title, "", "| variant | N | seeds | median MAE | paired change |",
-                  "|---|---:|---:|---:|---:|"]  # fmt: skip
+        cells = sorted({(t, int(n)) for t, n in zip(part.task, part.n)},
+                       key=lambda c: (list(TASK_FILES).index(c[0]), c[1]))  # fmt: skip
+        lines += [f"## {title}", "",
+                  "| variant | " + " | ".join(f"{t} N={n}" for t, n in cells) + " |",
+                  "|---|" + "---:|" * len(cells)]  # fmt: skip
         if mode.startswith("frozen"):
-            for n, part in reference.groupby("n"):
-                lines.append(
-                    f"| input_stats alone | {n} | {len(part)} | {part.mae.median():.4f} | |"
-                )
-        for (variant, n), part in group.groupby(["variant", "n"], sort=False):
-            own = part.set_index(["n", "seed"])["mae"]
-            common = own.index.intersection(ref.index)
-            change = ((own[common] - ref[common]) / ref[common]).median() * 100
-            shown = "" if (mode == "finetune" and variant == "untrained") else f"{change:+.1f} %"
-            lines.append(
-                f"| {variant} | {n} | {len(part)} | {part.mae.median():.4f} | {shown} |"
-            )
+            stats = table[table["mode"] == mode.replace("frozen", "stats")]
+            row = []
+            for t, n in cells:
+                match = stats[(stats.task == t) & (stats.n == n)]
+                row.append(_cell(match.iloc[0], "vs_stats") if len(match) else "")
+            lines.append("| input_stats alone | " + " | ".join(row) + " |")
+        for variant in VARIANTS:
+            own = part[part.variant == variant]
+            if own.empty:
+                continue
+            row = []
+            for t, n in cells:
+                match = own[(own.task == t) & (own.n == n)]
+                row.append(_cell(match.iloc[0], change) if len(match) else "")
+            lines.append(f"| {variant} | " + " | ".join(row) + " |")
         lines.append("")
     return "\n".join(lines)
 
