@@ -2,11 +2,14 @@
 
 The data: every structure of ``matbench_mp_gap``'s official fold-0 training
 set, minus every structure that also appears in the ``mp36k``
-formation-energy test split of the label-masking benchmark (matched by
-:func:`skdim.overlap.shared_structures`). One model is then label-clean for
-both benchmark tasks: no test structure of either task was seen, and no label
+formation-energy test split of the label-masking benchmark or in the log10
+G_VRH test split (``benchmarks/splits/gvrh_split.json``), matched by
+:func:`skdim.overlap.shared_structures`. One model is then label-clean for
+the three benchmark tasks: no test structure of any was seen, and no label
 is read anywhere (the checkpoint is chosen by the self-supervised validation
-loss).
+loss). ``--objective`` chooses the pretraining objective
+(``DIMPretrainer(objective=...)``); a work folder whose ``ids.json`` was
+made before the G_VRH split existed (no ``n_gvrh_test``) is refused.
 
 Steps, each cached under ``--work`` so that the run resumes where it stopped:
 
@@ -58,14 +61,26 @@ def _eform_test_ids(data: Path) -> list[str]:
     return sorted(test.tolist())
 
 
+def _gvrh_test_ids() -> list[str]:
+    """The log10 G_VRH test split (elasticity3k material ids) the pretext study fixed."""
+    split = Path(__file__).resolve().parent / "splits" / "gvrh_split.json"
+    return json.loads(split.read_text())["test"]
+
+
 def select_ids(data: Path, work: Path, n_jobs: int) -> dict:
-    """Pretraining ids: fold-0 training set of mp_gap minus the mp36k test structures."""
+    """Pretraining ids: fold-0 training set of mp_gap minus the two test splits' structures."""
     from skdim.datasets import load_structures_csv
     from skdim.overlap import shared_structures
 
     path = work / "ids.json"
     if path.exists():
-        return json.loads(path.read_text())
+        selection = json.loads(path.read_text())
+        if "n_gvrh_test" not in selection:
+            raise SystemExit(
+                f"{path} was selected before the log10 G_VRH test split existed and may hold "
+                "its structures: use a new --work folder"
+            )
+        return selection
     start = time.perf_counter()
     train_ids = _fold0_train_ids(data)
     test_ids = _eform_test_ids(data)
@@ -80,8 +95,12 @@ def select_ids(data: Path, work: Path, n_jobs: int) -> dict:
     test, _ = load_structures_csv(
         data / "mp36k.csv.gz", id_col="mp_id", ids=test_ids, n_jobs=n_jobs, progress=True
     )
-    print("matching against the mp36k test split", flush=True)
-    shared = shared_structures(train.tolist(), test.tolist())
+    gvrh_ids = _gvrh_test_ids()
+    gvrh, _ = load_structures_csv(
+        data / "elasticity3k.csv.gz", id_col="material_id", ids=gvrh_ids, n_jobs=n_jobs
+    )
+    print("matching against the mp36k and log10 G_VRH test splits", flush=True)
+    shared = shared_structures(train.tolist(), test.tolist() + gvrh.tolist())
     excluded = [train.index[i] for i in shared]
     keep = [i for i in train.index if i not in set(excluded)]
     selection = {
@@ -89,6 +108,7 @@ def select_ids(data: Path, work: Path, n_jobs: int) -> dict:
         "excluded": excluded,
         "n_fold0_train": len(train_ids),
         "n_eform_test": len(test_ids),
+        "n_gvrh_test": len(gvrh_ids),
         "seconds": time.perf_counter() - start,
     }
     path.write_text(json.dumps(selection))
@@ -123,6 +143,7 @@ def pretrain(work: Path, inputs: list, args) -> object:
     from skdim import DIMPretrainer
 
     model = DIMPretrainer(
+        objective=args.objective,
         engineered_negatives=args.engineered_negatives,
         max_epochs=args.max_epochs,
         random_state=0,
@@ -156,14 +177,16 @@ def export(model, name: str, selection: dict, meta: dict) -> None:
         "exclusions": (
             f"{len(selection['excluded'])} structures that also appear in the mp36k "
             "formation-energy test split of the label-masking benchmark "
-            f"({selection['n_eform_test']} structures, seeded 80/20 split, seed 0), matched by "
-            "reduced formula and confirmed by pymatgen's StructureMatcher; "
+            f"({selection['n_eform_test']} structures, seeded 80/20 split, seed 0) or in the "
+            f"log10 G_VRH test split ({selection['n_gvrh_test']} elasticity3k structures), "
+            "matched by reduced formula and confirmed by pymatgen's StructureMatcher; "
             f"{selection['n_fold0_train'] - len(selection['excluded']) - len(meta['ids'])} "
             "structures that featurization refused"
         ),
         "labels_used": "none (checkpoint and stopping chosen on the DIM validation loss)",
         "featurization": model.featurization_,
         "objective": {
+            "name": model.objective,
             "engineered_negatives": model.engineered_negatives,
             "global_trains_local": model.global_trains_local,
             "mi_estimator": model.mi_estimator,
@@ -185,18 +208,18 @@ def export(model, name: str, selection: dict, meta: dict) -> None:
         model.save(folder)
         register_pretrained(folder, name, card)
     epochs = range(1, len(history) + 1)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    for ax, (key, label) in zip(
-        axes,
-        [("loss", "DIM loss"), ("global_mi", "global MI estimate (nats)"),
-         ("local_mi", "local MI estimate (nats)")],
-    ):  # fmt: skip
+    labels = {"global_mi": "global MI estimate (nats)", "local_mi": "local MI estimate (nats)",
+              "strain_metric": "strain error (%)", "masked_metric": "masked-site accuracy (%)"}
+    curves = [("loss", f"loss ({model.objective})")]
+    curves += [(k, labels[k]) for k in model._recorded if k in labels][:2]  # fmt: skip
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.7 * len(curves), 3.2), squeeze=False)
+    for ax, (key, label) in zip(axes[0], curves):
         train = "train_loss" if key == "loss" else key
         ax.plot(epochs, history[:, train], label="training")
         ax.plot(epochs, history[:, f"valid_{key}"], label="validation")
         ax.set_xlabel("epoch")
         ax.set_title(label)
-    axes[0].legend()
+    axes[0, 0].legend()
     fig.tight_layout()
     Path("docs/images").mkdir(parents=True, exist_ok=True)
     fig.savefig("docs/images/pretrained_loss.png", dpi=120)
@@ -210,6 +233,9 @@ def main(argv=None) -> None:
     parser.add_argument("--n-jobs", type=int, default=1)
     parser.add_argument("--max-epochs", type=int, default=100)
     parser.add_argument("--engineered-negatives", action="store_true")
+    parser.add_argument(
+        "--objective", default="dim_paper", help="DIMPretrainer(objective=...) of the run"
+    )
     parser.add_argument("--prepare-only", action="store_true", help="stop after featurizing")
     parser.add_argument("--export", metavar="NAME", help="ship the finished run under NAME")
     args = parser.parse_args(argv)
