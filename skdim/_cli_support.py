@@ -35,7 +35,10 @@ DATA_HELP = "CSV file with a CIF column (--structure-col), or folder of CIF/POSC
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows an option's default, except None, False and defaults its help already states.
+    """Shows an option's default, except None, False, switches and defaults its help states.
+
+    A switch (``store_true`` / ``store_false``) has no value to show: "--no-plots
+    (default: True)" would read as if plots were off by default.
 
     ``%(featurization_default)s`` in a help text is the featurization default
     of the option, read from :mod:`skdim._featurize_settings` only when the
@@ -51,6 +54,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
             or default is None
             or default is False
             or default is argparse.SUPPRESS
+            or isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
         ):
             return text
         return f"{text} (default: %(default)s)"

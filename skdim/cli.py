@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--max-steps",
         default="auto",
-        help="optimizer steps, or auto: 4 per labelled structure, from 500 to 4000",
+        help="optimizer steps, or auto: 6 per labelled structure, from 500 to 4000",
     )
     fit.add_argument(
         "--max-epochs", type=int, default=None, help="train this many epochs instead of steps"

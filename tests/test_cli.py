@@ -172,3 +172,17 @@ def test_help_and_version_import_neither_torch_nor_pymatgen():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert "--help []" in result.stdout and "--version []" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(
+    "command", ["pretrain", "featurize", "embed", "fit", "predict", "benchmark"]
+)
+def test_help_shows_no_default_for_switches(command, capsys):
+    from skdim.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: True)" not in text and "(default: False)" not in text
+    if command == "fit":
+        assert "auto: 6 per labelled structure" in text  # the rule of auto_steps
