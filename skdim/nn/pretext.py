@@ -176,18 +176,18 @@ class MaskedSiteTask(nn.Module):
         self.head = MLP(local_dim, [hidden], N_ELEMENTS)
 
     def choose(self, site_mask: torch.Tensor, *, random: bool) -> torch.Tensor:
-        """Which real sites are masked: (B, P) bool, at least one per crystal."""
+        """Which real sites are masked: (B, P) bool, at least one per crystal.
+
+        ``random=False`` draws from a generator seeded afresh at every call,
+        so validation masks the same sites every epoch without favouring the
+        first sites of a file (often the cations).
+        """
+        device = site_mask.device
+        generator = None if random else torch.Generator(device=device).manual_seed(0)
         n_sites = site_mask.sum(1)
-        if random:
-            fraction = self.low + torch.rand(len(n_sites), device=site_mask.device) * (
-                self.high - self.low
-            )
-            keys = torch.rand(site_mask.shape, device=site_mask.device)
-        else:
-            fraction = torch.full((len(n_sites),), 0.5 * (self.low + self.high))
-            fraction = fraction.to(site_mask.device)
-            keys = torch.arange(site_mask.shape[1], device=site_mask.device).expand_as(site_mask)
-            keys = keys.float()
+        u = torch.rand(len(n_sites), device=device, generator=generator)
+        keys = torch.rand(site_mask.shape, device=device, generator=generator)
+        fraction = self.low + u * (self.high - self.low)
         n_masked = torch.ceil(fraction * n_sites).clamp(min=1)
         rank = keys.masked_fill(~site_mask, float("inf")).argsort(1).argsort(1)
         return site_mask & (rank < n_masked[:, None])
