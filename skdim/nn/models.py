@@ -18,13 +18,13 @@ from skdim.nn.critics import (
 from skdim.nn.encoder import SiteNetEncoder, encoder_config
 from skdim.nn.infomax import DIMScores
 from skdim.nn.layers import MLP, Linear, OutputActivation
+from skdim.nn.local_negatives import matched_fake_neighbours, pick_columns
 from skdim.nn.negatives import (
     Corruption,
     composition_matched_negatives,
     derangement,
     identical_copies,
     partner_rows,
-    strain_negative_scales,
     take_rows,
 )
 from skdim.nn.negatives import engineered_negatives as _engineered_negatives
@@ -32,8 +32,6 @@ from skdim.nn.pretext import build_pretext
 
 #: Distances (Angstrom) up to which a pair is a site's own copy (d = 0).
 SELF_DISTANCE = 1e-4
-#: Distances (Angstrom) within which a negative pair equals a true one.
-SAME_DISTANCE = 1e-3
 
 
 class SiteNet(nn.Module):
@@ -433,10 +431,10 @@ class SiteNetDIM(nn.Module):
             true_cols = sample_neighbors(true_weight, self.local_samples)
             fake_cols = sample_neighbors(fake_weight, self.local_samples)
             d_true, d_fake = distances.gather(2, true_cols), fake_distances.gather(2, fake_cols)
-            own_true, own_fake = _pick(own_ids, true_cols), _pick(own_ids, fake_cols)
+            own_true, own_fake = pick_columns(own_ids, true_cols), pick_columns(own_ids, fake_cols)
             partner_true, partner_fake = (
-                _pick(partner_ids, true_cols),
-                _pick(partner_ids, fake_cols),
+                pick_columns(partner_ids, true_cols),
+                pick_columns(partner_ids, fake_cols),
             )
             true_weight = fake_weight = (
                 site_mask[..., None].to(d_true.dtype).expand_as(d_true) / self.local_samples
@@ -448,10 +446,16 @@ class SiteNetDIM(nn.Module):
             partner_true = partner_fake = partner_ids
         critic, partner_sites = self.local_critic, sites[sigma]
         if self.local_negatives == "matched":
-            return self._matched_local_scores(
-                batch, local, sites, pair_mask, (d_true, own_true, true_weight, true_cols),
-                (d_fake, own_fake, fake_weight),
+            fakes = matched_fake_neighbours(
+                batch, pair_mask, (d_true, own_true, true_weight, true_cols),
+                (d_fake, own_fake, fake_weight), random=self.training,
             )  # fmt: skip
+            return {
+                "local_pos": critic(local, sites, own_true, d_true),
+                "local_pos_weight": true_weight,
+                "local_neg": torch.stack([critic(local, sites, i, d) for i, d, _ in fakes]),
+                "local_neg_weight": torch.stack([w for _, _, w in fakes]),
+            }
         return {
             "local_pos": critic(local, sites, own_true, d_true),
             "local_pos_weight": true_weight,
@@ -464,55 +468,6 @@ class SiteNetDIM(nn.Module):
             ),
             "local_neg_weight": torch.stack([fake_weight, fake_weight, true_weight]),
         }
-
-    def _matched_local_scores(self, batch, local, sites, pair_mask, true, fake):
-        """Local scores with composition-matched fake neighbours, equal pairs dropped."""
-        d_true, own_true, true_weight, true_cols = true
-        d_fake, own_fake, fake_weight = fake
-        valid = pair_mask[:, 0]  # (B, J): real supercell atoms
-        if self.training:
-            keys = torch.rand(valid.shape, device=valid.device).masked_fill(~valid, 2.0)
-            order = keys.argsort(dim=1)
-        else:
-            n = valid.sum(1, keepdim=True)
-            j = torch.arange(valid.shape[1], device=valid.device)[None]
-            order = torch.where(valid, (j + 1) % n, j)
-        shuffled = torch.gather(batch["neighbor_site"], 1, order)
-        shuffled_true = _pick(shuffled, true_cols) if true_cols is not None else shuffled
-        scale = strain_negative_scales(len(local), random=self.training, device=local.device)
-        d_strained = d_true * scale[:, None, None].to(d_true.dtype)
-        critic, z = self.local_critic, batch["atomic_numbers"]
-        candidates = [(own_fake, d_fake, fake_weight), (shuffled_true, d_true, true_weight),
-                      (own_true, d_strained, true_weight)]  # fmt: skip
-        scores, weights = [], []
-        for ids, d, weight in candidates:
-            equal = _equals_a_true_pair(z, ids, d, batch, pair_mask)
-            scores.append(critic(local, sites, ids, d))
-            weights.append(weight * ~equal)
-        return {
-            "local_pos": critic(local, sites, own_true, d_true),
-            "local_pos_weight": true_weight,
-            "local_neg": torch.stack(scores),
-            "local_neg_weight": torch.stack(weights),
-        }
-
-
-def _equals_a_true_pair(z, ids, d, batch, pair_mask) -> torch.Tensor:
-    """(B, P, K) bool: fake pair (element of site ids, d) equals a true pair of that site."""
-    z_atoms = torch.gather(z, 1, batch["neighbor_site"])  # (B, J)
-    if ids.dim() == 2:
-        ids = ids[:, None].expand(-1, d.shape[1], -1)
-    z_fake = torch.gather(z, 1, ids.flatten(1)).view_as(ids)  # (B, P, K)
-    true_d = batch["pair_features"][..., 0]  # (B, P, J)
-    same = (z_fake[..., None] == z_atoms[:, None, None, :]) & (
-        (d[..., None] - true_d[:, :, None, :]).abs() <= SAME_DISTANCE
-    )
-    return (same & pair_mask[:, :, None, :]).any(-1)
-
-
-def _pick(ids: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
-    """Ids (B, J) at per-site columns (B, P, K): (B, P, K)."""
-    return torch.gather(ids[:, None].expand(-1, columns.shape[1], -1), 2, columns)
 
 
 def _sample(mean: torch.Tensor, logvar: torch.Tensor, training: bool) -> torch.Tensor:
