@@ -170,7 +170,9 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
 
     @property
     def _recorded(self) -> tuple[str, ...]:
-        settings = objective_settings(self.objective)
+        # an unknown objective is refused by fit's parameter check, not here:
+        # scikit-learn's set_params must not raise
+        settings = OBJECTIVES.get(self.objective, {}) if isinstance(self.objective, str) else {}
         dim = ("local_mi", "global_mi", "kl") if settings.get("infomax", True) else ()
         return dim + tuple(f"{task}_metric" for task in settings.get("pretext", ()))
 
