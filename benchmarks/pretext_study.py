@@ -409,6 +409,10 @@ def report() -> str:
         path = HERE / "cache" / "pretext" / f"{variant}_cost.json"
         if variant == "dim_paper":
             path = HERE / "cache" / "full_v2" / "eform_pretrain.json"
+        history = HERE / "cache" / "pretext" / f"{variant}_checkpoints" / "history.json"
+        if not path.exists() and history.exists():
+            done = len(json.loads(history.read_text()))
+            cost_lines.append(f"`{variant}` still pretraining ({done} epochs checkpointed)")
         if path.exists():
             cost = json.loads(path.read_text())
             stop = " (plateau stop)" if cost.get("stopped") else ""

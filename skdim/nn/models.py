@@ -326,8 +326,9 @@ class SiteNetDIM(nn.Module):
             name: task(self.encoder, batch, random=self.training)
             for name, task in self.pretext.items()
         }
-        if not self.infomax:
-            embedding = self.encoder(**batch)
+        if not self.infomax:  # the embedding is returned, not trained: no graph for it
+            with torch.no_grad():
+                embedding = self.encoder(**batch)
             return embedding, DIMScores(site_mask=site_mask, pretext=pretext)
         sigma = derangement(len(site_mask), random=self.training, device=site_mask.device)
         batch = {**batch, "pair_embedding": self.encoder.embed_pairs(batch["pair_features"])}
