@@ -71,8 +71,9 @@ class Linear(nn.Linear):
     On CPU, torch sums the bias gradient over all rows with one partial sum
     per thread, so a run on two threads differs in the last bits from a run
     on one, and training amplifies the difference. skdim chooses its thread
-    count from the idle cores (:mod:`skdim._threads`) and ``random_state``
-    promises the same model on any load. Here the bias gradient is the matrix
+    count from the idle cores (:mod:`skdim._threads`), so the load of the
+    machine must not change the model (bitwise on the CPU kind tested, see
+    the training guide). Here the bias gradient is the matrix
     product ``ones @ grad``, which the BLAS computes identically on any number
     of threads in the reproducible mode skdim selects. On other devices this
     is ``torch.nn.Linear``. Same parameters and state-dict keys.
@@ -108,8 +109,8 @@ class LayerNorm(nn.LayerNorm):
     torch's fused CPU kernel sums the weight and bias gradients over the rows
     with one partial sum per thread, so two threads give other last bits than
     one. skdim chooses its thread count from the idle cores
-    (:mod:`skdim._threads`), and ``random_state`` promises the same model on
-    any load. Here the normalization runs without the affine, and the affine
+    (:mod:`skdim._threads`), so the load of the machine must not change the
+    model (bitwise on the CPU kind tested, see the training guide). Here the normalization runs without the affine, and the affine
     is a broadcast product and sum, whose gradients torch reduces the same way
     on any thread count. Same parameters and state-dict keys as
     ``torch.nn.LayerNorm``.
