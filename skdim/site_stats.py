@@ -128,6 +128,11 @@ class SiteFeatureStats(TransformerMixin, BaseEstimator):
 
     Notes
     -----
+    The features see which elements sit on the sites, not where: for ordered
+    crystals they depend on the composition alone, so polymorphs of one
+    composition get the same row. Use them as a baseline, or beside a
+    structure-aware representation.
+
     Structures are reduced to their primitive cell as for Site-Net
     (:func:`skdim.featurize.featurize`), and invalid ones are refused with the
     same errors. The supercell settings (``max_atoms``, ``supercell``) do not

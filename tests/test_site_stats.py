@@ -80,6 +80,18 @@ def test_values_pool_every_site_of_the_primitive_cell(toy_structures):
     assert table[2, 8:16].max() == 0  # silicon: one element, no spread
 
 
+def test_polymorphs_get_the_same_row(toy_structures):
+    """A documented limit: the features depend on the composition alone."""
+    wurtzite = toy_structures[3]
+    rocksalt = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.28), ["Zn", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+    assert len(featurize_structure(wurtzite).atomic_numbers) == 4  # 2 formula units
+    assert len(featurize_structure(rocksalt).atomic_numbers) == 2
+    table = SiteFeatureStats().fit_transform([wurtzite, rocksalt])
+    np.testing.assert_allclose(table[0], table[1], rtol=1e-12)
+
+
 def test_input_forms_give_the_same_table(small):
     structures, _ = small
     stats = SiteFeatureStats()
