@@ -16,8 +16,9 @@ No cache is a pickle: reading one runs no code (``.npz`` files are read with
 ``allow_pickle=False``), and each is written to a temporary file first and
 then renamed, so an interrupted write leaves the previous cache intact.
 
-The ``input_stats`` table (:func:`input_stats`) is computed from the Site-Net
-inputs in a second and not cached.
+The ``input_stats`` table (:func:`input_stats`, which is
+:class:`skdim.SiteFeatureStats`) is computed from the Site-Net inputs in a
+second and not cached.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ def input_stats(inputs: list) -> np.ndarray:
     """The encoder's input site features pooled without a network: (n, 4 F).
 
     Mean, standard deviation, minimum and maximum over each structure's unique
-    sites of each site feature: the no-network reference of the studies.
+    sites of each site feature: the no-network reference of the studies. It is
+    the package's :class:`skdim.SiteFeatureStats` (this function computes it
+    with :func:`skdim.site_stats.site_feature_stats`), in float32 as the
+    reported numbers were computed.
 
     Parameters
     ----------
@@ -46,11 +50,9 @@ def input_stats(inputs: list) -> np.ndarray:
     -------
     float32 array of shape (len(inputs), 4 F)
     """
-    rows = []
-    for x in inputs:
-        sites = np.asarray(x.site_features, dtype=np.float64)
-        rows.append(np.concatenate([sites.mean(0), sites.std(0), sites.min(0), sites.max(0)]))
-    return np.asarray(rows, dtype=np.float32)
+    from skdim.site_stats import site_feature_stats
+
+    return site_feature_stats(inputs).astype(np.float32)
 
 
 def load_task(task: str, data: Path, split: dict, cache: Path, n_jobs: int) -> pd.DataFrame:

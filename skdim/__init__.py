@@ -1,9 +1,11 @@
 """skdim: Deep InfoMax pretraining of Site-Net for crystal property prediction.
 
 Public estimators: :class:`DIMPretrainer`, :class:`SiteNetRegressor`,
-:class:`SiteNetClassifier`. The function ``featurize`` lives in
-:mod:`skdim.featurize` (not re-exported here, so that ``skdim.featurize``
-always names the module); the matminer adapter in :mod:`skdim.matminer`.
+:class:`SiteNetClassifier`, and :class:`SiteFeatureStats` (Site-Net's input
+site features pooled over sites, no network). The function ``featurize``
+lives in :mod:`skdim.featurize` (not re-exported here, so that
+``skdim.featurize`` always names the module); the matminer adapters in
+:mod:`skdim.matminer`.
 
 The names below are imported on first use, so that ``import skdim`` (and
 ``skdim --help``) does not load torch, skorch and pymatgen.
@@ -28,11 +30,13 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__
     from skdim.pretrained import list_pretrained, load_pretrained
     from skdim.pretrainer import DIMPretrainer
     from skdim.regressor import SiteNetRegressor
+    from skdim.site_stats import SiteFeatureStats
 
 #: Where each public name is defined: imported by :func:`__getattr__` on first use.
 _EXPORTS = {
     "DIMPretrainer": "skdim.pretrainer",
     "SiteNetClassifier": "skdim.classifier",
+    "SiteFeatureStats": "skdim.site_stats",
     "SiteNetDataset": "skdim.data",
     "SiteNetInput": "skdim.featurize",
     "SiteNetRegressor": "skdim.regressor",
@@ -43,6 +47,7 @@ _EXPORTS = {
 
 __all__ = [
     "DIMPretrainer",
+    "SiteFeatureStats",
     "SiteNetClassifier",
     "SiteNetDataset",
     "SiteNetInput",

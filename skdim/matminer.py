@@ -1,20 +1,22 @@
-"""matminer adapter: DIM embeddings as a ``BaseFeaturizer``.
+"""matminer adapters: DIM embeddings and pooled site features as matminer featurizers.
 
-Not imported by ``skdim/__init__``; use ``from skdim.matminer import DIMFeaturizer``.
+Not imported by ``skdim/__init__``; use ``from skdim.matminer import DIMFeaturizer``
+(or ``SiteStatsFeaturizer``).
 """
 
 from __future__ import annotations
 
-import traceback
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from matminer.featurizers.base import BaseFeaturizer
 
-from skdim.featurize import featurize
+from skdim._elements import DEFAULT_SITE_PROPERTIES
+from skdim._featurize_settings import DEFAULTS
+from skdim._matminer_rows import SITENET_BIBTEX, batched_rows, check_flags, entries_of
 from skdim.pretrained import resolve_saved_model
 from skdim.pretrainer import DIMPretrainer
+from skdim.site_stats import STATISTICS, SiteFeatureStats
 
 
 class DIMFeaturizer(BaseFeaturizer):
@@ -95,7 +97,7 @@ class DIMFeaturizer(BaseFeaturizer):
         self
         """
         if self.pretrained is None:
-            structures = _entries(X)
+            structures = entries_of(X)
             params = {"verbose": 0, **(self.pretrainer_params or {})}
             self.pretrainer_ = DIMPretrainer(**params).fit(structures)
         else:
@@ -150,31 +152,20 @@ class DIMFeaturizer(BaseFeaturizer):
         -------
         list of lists
         """
-        if return_errors and not ignore_errors:
-            raise ValueError("Please set ignore_errors to True to use return_errors")
-        structures = _entries(entries)
+        check_flags(ignore_errors, return_errors)
+        structures = entries_of(entries)
         if not structures:
             return []
         model = self._model()
-        inputs = featurize(
+        return batched_rows(
             structures,
-            progress=bool(pbar),
-            on_error="skip" if ignore_errors else "raise",
-            **model.featurization_,
+            model.featurization_,
+            model.transform,
+            len(self.feature_labels()),
+            ignore_errors=ignore_errors,
+            return_errors=return_errors,
+            pbar=pbar,
         )
-        errors = [""] * len(structures)
-        for i, x in enumerate(inputs):
-            if x is None:
-                errors[i] = _error_of(structures[i], model.featurization_)
-        valid = [i for i, x in enumerate(inputs) if x is not None]
-        width = len(self.feature_labels())
-        rows = np.full((len(structures), width), np.nan)
-        if valid:
-            rows[valid] = model.transform([inputs[i] for i in valid])
-        result = rows.tolist()
-        if return_errors:
-            result = [row + [error] for row, error in zip(result, errors)]
-        return result
 
     def transform(self, X) -> np.ndarray:
         """Embeddings as a float32 array; errors give NaN rows.
@@ -221,11 +212,7 @@ class DIMFeaturizer(BaseFeaturizer):
             One BibTeX entry each.
         """
         return [
-            "@article{moran2023sitenet, title={Site-Net: using global self-attention and "
-            "real-space supercells to capture long-range interactions in crystal structures}, "
-            "author={Moran, Michael and Gaultois, Michael W and Gusev, Vladimir V and "
-            "Rosseinsky, Matthew J}, journal={Digital Discovery}, volume={2}, "
-            "pages={1297--1310}, year={2023}, doi={10.1039/D3DD00005B}}",
+            SITENET_BIBTEX,
             "@article{moran2025dim, title={Establishing Deep InfoMax as an effective "
             "self-supervised learning methodology in materials informatics}, author={Moran, "
             "Michael and Gaultois, Michael W and Gusev, Vladimir V and Antypov, Dmytro and "
@@ -248,21 +235,163 @@ class DIMFeaturizer(BaseFeaturizer):
         return ["The skdim developers"]
 
 
-def _entries(entries: Any) -> list:
-    """Structures from what matminer passes: list, Series, 2-D array, DataFrame, 1-tuples."""
-    if isinstance(entries, pd.DataFrame):
-        entries = entries.iloc[:, 0]
-    if isinstance(entries, pd.Series):
-        return entries.tolist()
-    if isinstance(entries, np.ndarray) and entries.ndim == 2:
-        return list(entries[:, 0])
-    return [e[0] if isinstance(e, (tuple, list, np.ndarray)) else e for e in entries]
+class SiteStatsFeaturizer(BaseFeaturizer):
+    """Site-Net's input site features pooled over sites, for matminer.
 
+    The features of :class:`skdim.SiteFeatureStats`: the mean, standard
+    deviation, minimum and maximum over each crystal's sites of every
+    elemental site feature that Site-Net reads (no network, nothing to fit).
+    ``featurize_many`` and ``featurize_dataframe`` featurize all structures
+    in one batch (skdim's featurization, in worker processes only for at
+    least 500 structures each) rather than through matminer's process pool.
 
-def _error_of(structure: Any, settings: dict) -> str:
-    """The error message featurizing one structure raises."""
-    try:
-        featurize([structure], **settings)
-    except (TypeError, ValueError):
-        return traceback.format_exc(limit=0).strip()
-    return ""
+    Parameters
+    ----------
+    site_properties : tuple of str, default=DEFAULT_SITE_PROPERTIES
+        Magpie properties used as site features.
+    max_sites : int or None, default=500
+        Largest primitive cell accepted.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from pymatgen.core import Lattice, Structure
+    >>> from skdim.matminer import SiteStatsFeaturizer
+    >>> cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> featurizer = SiteStatsFeaturizer(site_properties=("Number",))
+    >>> df = featurizer.featurize_dataframe(pd.DataFrame({"structure": [cscl]}), "structure")
+    >>> featurizer.feature_labels()
+    ['skdim_mean_Number', 'skdim_std_Number', 'skdim_min_Number', 'skdim_max_Number']
+    >>> df[featurizer.feature_labels()].to_numpy().tolist()  # Cs (55) and Cl (17)
+    [[36.0, 19.0, 17.0, 55.0]]
+    """
+
+    def __init__(
+        self,
+        site_properties: tuple[str, ...] = DEFAULT_SITE_PROPERTIES,
+        max_sites: int | None = DEFAULTS.max_sites,
+    ):
+        self.site_properties = site_properties
+        self.max_sites = max_sites
+
+    def _transformer(self) -> SiteFeatureStats:
+        return SiteFeatureStats(
+            site_properties=self.site_properties, max_sites=self.max_sites, n_jobs=self.n_jobs
+        )
+
+    def featurize(self, structure) -> list[float]:
+        """Pooled site features of one structure.
+
+        Parameters
+        ----------
+        structure : pymatgen Structure
+
+        Returns
+        -------
+        list of float
+            One value per :meth:`feature_labels` entry.
+        """
+        return self.featurize_many([structure], pbar=False)[0]
+
+    def featurize_many(
+        self, entries, ignore_errors: bool = False, return_errors: bool = False, pbar=True
+    ) -> list[list]:
+        """Pooled site features of many structures, featurized in one batch.
+
+        Parameters
+        ----------
+        entries : list, Series, array or DataFrame of structures (or 1-tuples)
+        ignore_errors : bool, default=False
+            Give a row of NaN for a structure that cannot be featurized
+            instead of raising.
+        return_errors : bool, default=False
+            Append the error message to each row (needs ``ignore_errors``).
+        pbar : bool or dict, default=True
+            Progress bar for featurization.
+
+        Returns
+        -------
+        list of lists
+        """
+        check_flags(ignore_errors, return_errors)
+        structures = entries_of(entries)
+        if not structures:
+            return []
+        settings = {
+            "supercell": "primitive",  # the site features do not depend on it
+            "site_properties": tuple(self.site_properties),
+            "max_sites": self.max_sites,
+            "n_jobs": self.n_jobs,
+        }
+        return batched_rows(
+            structures,
+            settings,
+            self._transformer().fit_transform,  # of the featurized inputs
+            len(self.feature_labels()),
+            ignore_errors=ignore_errors,
+            return_errors=return_errors,
+            pbar=pbar,
+        )
+
+    def transform(self, X) -> np.ndarray:
+        """Pooled site features as a float64 array; errors give NaN rows.
+
+        Parameters
+        ----------
+        X : list, Series, array or DataFrame of structures
+
+        Returns
+        -------
+        ndarray of shape (n, 4 F), float64
+        """
+        return np.asarray(self.featurize_many(X, ignore_errors=True, pbar=False), np.float64)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Same as :meth:`feature_labels`, for scikit-learn.
+
+        Parameters
+        ----------
+        input_features : ignored
+
+        Returns
+        -------
+        ndarray of str objects
+        """
+        return np.array(self.feature_labels(), dtype=object)
+
+    def feature_labels(self) -> list[str]:
+        """Column names: ``skdim_<statistic>_<site property>``.
+
+        Returns
+        -------
+        list of str
+            ``skdim_mean_Number`` ... ``skdim_max_Density`` with the default
+            properties.
+        """
+        return [f"skdim_{stat}_{name}" for stat in STATISTICS for name in self.site_properties]
+
+    def citations(self) -> list[str]:
+        """BibTeX of Site-Net (whose inputs these are) and of the Magpie data.
+
+        Returns
+        -------
+        list of str
+            One BibTeX entry each.
+        """
+        return [
+            SITENET_BIBTEX,
+            "@article{ward2016magpie, title={A general-purpose machine learning framework "
+            "for predicting properties of inorganic materials}, author={Ward, Logan and "
+            "Agrawal, Ankit and Choudhary, Alok and Wolverton, Christopher}, "
+            "journal={npj Computational Materials}, volume={2}, pages={16028}, "
+            "year={2016}, doi={10.1038/npjcompumats.2016.28}}",
+        ]
+
+    def implementors(self) -> list[str]:
+        """The skdim developers.
+
+        Returns
+        -------
+        list of str
+        """
+        return ["The skdim developers"]

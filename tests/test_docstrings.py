@@ -84,6 +84,7 @@ PUBLIC = [
     "skdim.cli",
     "skdim.pretrained",
     "skdim.overlap",
+    "skdim.site_stats",
 ]
 #: Sections numpydoc.validate must not report missing: no docstring,
 #: undocumented or unknown parameter, no Returns section, no Examples section.

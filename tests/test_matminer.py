@@ -60,3 +60,52 @@ def test_fit_pretrains_without_labels(small):
     assert featurizer.transform(structures.tolist()).shape == (len(structures), 128)
     with pytest.raises(ValueError, match="no pretrained model"):
         DIMFeaturizer().featurize(structures.iloc[0])
+
+
+# ---------------------------------------------------------- SiteStatsFeaturizer
+def test_site_stats_featurize_dataframe_matches_the_transformer(small):
+    from skdim import SiteFeatureStats
+    from skdim.matminer import SiteStatsFeaturizer
+
+    structures, _ = small
+    frame = pd.DataFrame({"structure": structures.tolist()}, index=structures.index)
+    featurizer = SiteStatsFeaturizer()
+    out = featurizer.featurize_dataframe(frame, "structure", pbar=False)
+    labels = featurizer.feature_labels()
+    assert labels[0] == "skdim_mean_Number" and len(labels) == 32
+    expected = SiteFeatureStats().fit_transform(structures)
+    np.testing.assert_array_equal(out[labels].to_numpy(), expected)
+    assert featurizer.featurize(structures.iloc[3]) == expected[3].tolist()
+    assert featurizer.fit(structures.tolist()) is featurizer  # nothing to fit
+    narrow = SiteStatsFeaturizer(site_properties=("Number",))
+    assert narrow.transform(structures.tolist()).shape == (len(structures), 4)
+
+
+def test_site_stats_errors_are_ignored_and_returned(small):
+    from skdim.matminer import SiteStatsFeaturizer
+
+    structures, _ = small
+    entries = [structures.iloc[0], "not a structure", structures.iloc[1]]
+    featurizer = SiteStatsFeaturizer()
+    with pytest.raises(TypeError, match=r"structures\[1\]"):
+        featurizer.featurize_many(entries, pbar=False)
+    with pytest.raises(ValueError, match="ignore_errors"):
+        featurizer.featurize_many(entries, return_errors=True, pbar=False)
+    rows = featurizer.featurize_many(entries, ignore_errors=True, return_errors=True, pbar=False)
+    assert np.isnan(rows[1][:-1]).all() and "not a pymatgen Structure" in rows[1][-1]
+    assert np.isfinite(rows[0][:-1]).all() and rows[0][-1] == ""
+    assert featurizer.featurize_many([], pbar=False) == []
+
+
+def test_site_stats_contract():
+    from skdim.matminer import SiteStatsFeaturizer
+
+    featurizer = SiteStatsFeaturizer()
+    citations = featurizer.citations()
+    assert any("10.1039/D3DD00005B" in c for c in citations)
+    assert any("10.1038/npjcompumats.2016.28" in c for c in citations)
+    assert featurizer.implementors()
+    assert featurizer.get_params() == {
+        "site_properties": featurizer.site_properties,
+        "max_sites": 500,
+    }

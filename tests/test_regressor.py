@@ -6,6 +6,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 
 from skdim import DIMPretrainer, SiteNetClassifier, SiteNetRegressor
+from skdim.data import feature_scaling
+from skdim.featurize import featurize
 from skdim.nn.losses import REGRESSION_LOSSES
 
 
@@ -79,6 +81,35 @@ def test_pretrained_sources_give_the_same_start(small, fitted_pretrainer, tmp_pa
     for state in encoders:
         for key, value in reference.items():
             torch.testing.assert_close(state[key], value)
+
+
+def test_supervised_transfer_takes_the_encoder_and_builds_a_new_head(small, fitted_regressor):
+    """What the docs say ``pretrained=<a Site-Net of another property>`` does."""
+    structures, labels = small
+    X, gaps = structures.iloc[:20], labels["band_gap"].to_numpy()[:20]
+    model = SiteNetRegressor(
+        **{**FAST, "max_epochs": 1},
+        pretrained=FrozenEstimator(fitted_regressor),  # fitted on formation energies
+        freeze_encoder=True,
+        preset="paper",  # ignored: the architecture is the source's
+        head_hidden=(16,),
+        output="trelu",
+    ).fit(X, gaps)
+    source = fitted_regressor.module_
+    # the encoder: weights and input scaling (buffers) of the source, not of this fit's data
+    reference = source.encoder.state_dict()
+    for key, value in model.module_.encoder.state_dict().items():
+        torch.testing.assert_close(value, reference[key])
+    assert model.module_.encoder.config == source.encoder.config
+    own = feature_scaling(featurize(X, **model.featurization_))["site_mean"]
+    assert not np.allclose(model.module_.encoder.site_mean.numpy(), own)
+    # a new head of this estimator's shape, and targets scaled on this fit's labels
+    head = [p.shape for n, p in model.module_.named_parameters() if not n.startswith("encoder.")]
+    old = [p.shape for n, p in source.named_parameters() if not n.startswith("encoder.")]
+    assert head != old and torch.Size([16]) in head
+    assert float(model.module_.target_scale) == pytest.approx(float(np.std(gaps)), rel=1e-3)
+    assert float(model.module_.target_shift) == 0.0  # trelu: scaled, not shifted
+    assert float(source.target_shift) != 0.0
 
 
 def test_unfitted_or_mismatched_pretrained_is_an_error(small, fitted_pretrainer):

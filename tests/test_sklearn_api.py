@@ -21,9 +21,12 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import estimator_checks as checks
 from sklearn.utils.validation import check_is_fitted
 
-from skdim import DIMPretrainer, SiteNetClassifier, SiteNetRegressor
+from skdim import DIMPretrainer, SiteFeatureStats, SiteNetClassifier, SiteNetRegressor
 
+#: The estimators built on skorch.
 ESTIMATORS = [DIMPretrainer, SiteNetRegressor, SiteNetClassifier]
+#: Every public estimator (SiteFeatureStats has no network and no skorch).
+ALL_ESTIMATORS = [*ESTIMATORS, SiteFeatureStats]
 DATA_FREE_CHECKS = [
     "check_estimator_cloneable",
     "check_estimator_repr",
@@ -36,7 +39,7 @@ DATA_FREE_CHECKS = [
     "check_valid_tag_types",
     "check_estimator_tags_renamed",
 ]
-#: Checks expected to fail, with the reason.
+#: Checks expected to fail for the skorch estimators, with the reason.
 EXPECTED_FAILURES = {
     "check_no_attributes_set_in_init": (
         "skorch's NeuralNet.__init__ sets history_, initialized_ and virtual_params_"
@@ -51,11 +54,11 @@ EXPECTED_FAILURES = {
 }
 
 
-@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("estimator", ALL_ESTIMATORS, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("check", DATA_FREE_CHECKS)
 def test_data_free_sklearn_checks(estimator, check):
     run = getattr(checks, check)
-    if check in EXPECTED_FAILURES:
+    if check in EXPECTED_FAILURES and estimator in ESTIMATORS:
         with pytest.raises((AssertionError, AttributeError, TypeError)):
             run(estimator.__name__, estimator())
     else:
@@ -69,6 +72,13 @@ def test_tags_declare_structure_input(estimator):
     assert tags.requires_fit is True
     assert tags.non_deterministic is False
     assert estimator(device="cuda").__sklearn_tags__().non_deterministic is True
+
+
+def test_site_feature_stats_tags():
+    tags = SiteFeatureStats().__sklearn_tags__()
+    assert tags.input_tags.two_d_array is False
+    assert tags.requires_fit is True and tags.target_tags.required is False
+    assert tags.non_deterministic is False
 
 
 def test_nested_params_and_clone(fitted_pretrainer):
@@ -141,6 +151,29 @@ def test_column_transformer(small, fitted_pretrainer):
     features = transformer.fit_transform(frame)
     assert features.shape == (len(structures), 129)
     assert transformer.get_feature_names_out()[0] == "emb__dim0"
+
+
+def test_column_transformer_site_stats_beside_dim(small, fitted_pretrainer):
+    """The benchmark's two best feature families side by side, from one structure column."""
+    structures, labels = small
+    frame = pd.DataFrame({"structure": structures, "temperature": np.arange(len(structures))})
+    transformer = ColumnTransformer(
+        [
+            ("emb", FrozenEstimator(fitted_pretrainer), ["structure"]),
+            ("stats", SiteFeatureStats(), ["structure"]),
+            ("num", "passthrough", ["temperature"]),
+        ]
+    )
+    features = transformer.fit_transform(frame)
+    assert features.shape == (len(structures), 128 + 32 + 1)
+    names = transformer.get_feature_names_out()
+    assert names[0] == "emb__dim0" and names[128] == "stats__mean_Number"
+    np.testing.assert_array_equal(
+        features[:, 128:160], SiteFeatureStats().fit_transform(structures)
+    )
+    model = make_pipeline(clone(transformer), Ridge())
+    scores = cross_val_score(model, frame, labels["e_form_per_atom"], cv=2)
+    assert np.isfinite(scores).all()
 
 
 def _same(a, b) -> bool:
