@@ -107,6 +107,8 @@ def test_predict_with_a_classifier(classifier, data_home, tmp_path, capsys):
 def test_clear_errors(models, data_home, tmp_path, capsys):
     csv, folder = models.csv, models.folder
     assert main(["embed", str(tmp_path / "none"), folder, "--out", "x"]) == 2
+    assert f"{tmp_path / 'none'} does not exist" in capsys.readouterr().err
+    assert main(["embed", str(tmp_path), folder, "--out", "x"]) == 2  # a folder, no model
     assert "not a saved skdim model" in capsys.readouterr().err
     fit = ["fit", csv, "--out", str(tmp_path / "r"), "--max-epochs", "1", "--quiet"]
     assert main(fit) == 2  # no --target: say which columns could be
