@@ -114,6 +114,31 @@ def load_data(path: str, structure_col: str, target: str | None, n_jobs: int, pr
     return structures, labels if target is not None else None
 
 
+def check_labels(path: str, structure_col: str, target: str | None) -> None:
+    """Refuse, before any structure is parsed, data that ``skdim fit`` has no labels in.
+
+    A CSV file needs ``target``: without it the error lists the candidates,
+    its numeric columns other than the structure and id columns (read from
+    its first 1,000 rows). A folder needs an ``id_prop.csv``.
+    """
+    data = Path(path)
+    if data.is_dir() and not (data / "id_prop.csv").is_file():
+        raise ValueError(
+            f"no targets: the folder {path} has no id_prop.csv (file, target per line)"
+        )
+    if data.is_file() and target is None:
+        import pandas as pd
+
+        from skdim.datasets import _label_columns
+
+        head = pd.read_csv(data, usecols=lambda c: c != structure_col, nrows=1000)
+        labels = _label_columns(head, structure_col)
+        raise ValueError(
+            f"no targets: pass --target COLUMN, one of the label columns of {path}: "
+            f"{', '.join(map(str, labels)) or 'none'}"
+        )
+
+
 def resolve_max_atoms(args: argparse.Namespace) -> int:
     """``--max-atoms``, or the featurization default when it is not given."""
     from skdim._featurize_settings import DEFAULTS

@@ -31,6 +31,17 @@ __all__ = [
 ]
 
 _STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar")
+#: Columns that name the rows of a CSV file, in the order they are looked for.
+_ID_COLUMNS = ("matbench_id", "mp_id", "id")
+
+
+def _label_columns(frame: pd.DataFrame, structure_col: str) -> list[str]:
+    """Columns of ``frame`` that could be labels: numeric, neither structures nor ids."""
+    return [
+        c
+        for c in frame.columns
+        if c != structure_col and c not in _ID_COLUMNS and pd.api.types.is_numeric_dtype(frame[c])
+    ]
 
 
 def get_data_home(path: str | os.PathLike | None = None) -> Path:
@@ -199,7 +210,7 @@ def _structures_from_frame(frame, path, structure_col, target, id_col, ids, n_jo
     if structure_col not in frame:
         raise ValueError(f"{path} has no column {structure_col!r}: {list(frame.columns)}")
     if id_col is None:
-        id_col = next((c for c in ("matbench_id", "mp_id", "id") if c in frame), None)
+        id_col = next((c for c in _ID_COLUMNS if c in frame), None)
     if id_col is not None:
         if id_col not in frame:
             raise ValueError(f"{path} has no id column {id_col!r}")
@@ -217,7 +228,7 @@ def _structures_from_frame(frame, path, structure_col, target, id_col, ids, n_jo
         )
         absent = [c for c in wanted if c not in frame]
         if absent:
-            labels = [c for c in frame.columns if c not in (structure_col, "id")]
+            labels = _label_columns(frame, structure_col)
             raise KeyError(
                 f"{path} has no target column {absent[0]!r}; its label columns are "
                 f"{', '.join(map(str, labels)) or 'none'}"
