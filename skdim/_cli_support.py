@@ -115,28 +115,34 @@ def load_data(path: str, structure_col: str, target: str | None, n_jobs: int, pr
 
 
 def check_labels(path: str, structure_col: str, target: str | None) -> None:
-    """Refuse, before any structure is parsed, data that ``skdim fit`` has no labels in.
+    """Refuse, before any structure is parsed, data that ``skdim fit`` finds no labels in.
 
-    A CSV file needs ``target``: without it the error lists the candidates,
-    its numeric columns other than the structure and id columns (read from
-    its first 1,000 rows). A folder needs an ``id_prop.csv``.
+    A folder needs an ``id_prop.csv``. A CSV file needs ``target``, one of its
+    columns: otherwise the error lists the candidates, its numeric columns
+    other than the structure and id columns (judged on its first 1,000 rows).
     """
     data = Path(path)
     if data.is_dir() and not (data / "id_prop.csv").is_file():
         raise ValueError(
             f"no targets: the folder {path} has no id_prop.csv (file, target per line)"
         )
-    if data.is_file() and target is None:
-        import pandas as pd
+    if not data.is_file():
+        return
+    import pandas as pd
 
-        from skdim.datasets import _label_columns
+    from skdim.datasets import _ID_COLUMNS
 
-        head = pd.read_csv(data, usecols=lambda c: c != structure_col, nrows=1000)
-        labels = _label_columns(head, structure_col)
+    head = pd.read_csv(data, usecols=lambda c: c != structure_col, nrows=1000)
+    if target in head.columns:
+        return
+    skip = {structure_col, *_ID_COLUMNS}
+    labels = [c for c in head if c not in skip and pd.api.types.is_numeric_dtype(head[c])]
+    candidates = ", ".join(map(str, labels)) or "none"
+    if target is None:
         raise ValueError(
-            f"no targets: pass --target COLUMN, one of the label columns of {path}: "
-            f"{', '.join(map(str, labels)) or 'none'}"
+            f"no targets: pass --target COLUMN, one of the label columns of {path}: {candidates}"
         )
+    raise KeyError(f"{path} has no target column {target!r}; its label columns are {candidates}")
 
 
 def resolve_max_atoms(args: argparse.Namespace) -> int:

@@ -31,17 +31,7 @@ __all__ = [
 ]
 
 _STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar")
-#: Columns that name the rows of a CSV file, in the order they are looked for.
-_ID_COLUMNS = ("matbench_id", "mp_id", "id")
-
-
-def _label_columns(frame: pd.DataFrame, structure_col: str) -> list[str]:
-    """Columns of ``frame`` that could be labels: numeric, neither structures nor ids."""
-    return [
-        c
-        for c in frame.columns
-        if c != structure_col and c not in _ID_COLUMNS and pd.api.types.is_numeric_dtype(frame[c])
-    ]
+_ID_COLUMNS = ("matbench_id", "mp_id", "id")  # a CSV file's row ids, in the order looked for
 
 
 def get_data_home(path: str | os.PathLike | None = None) -> Path:
@@ -228,7 +218,7 @@ def _structures_from_frame(frame, path, structure_col, target, id_col, ids, n_jo
         )
         absent = [c for c in wanted if c not in frame]
         if absent:
-            labels = _label_columns(frame, structure_col)
+            labels = [c for c in frame.columns if c not in (structure_col, "id")]
             raise KeyError(
                 f"{path} has no target column {absent[0]!r}; its label columns are "
                 f"{', '.join(map(str, labels)) or 'none'}"
