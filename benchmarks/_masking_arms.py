@@ -20,23 +20,25 @@ MODELS = ("rf", "mlp", "ridge", "knn")
 #: matminer feature families (computed per id, cached); ``magpie`` alone is
 #: only used concatenated with the shipped encoder's embeddings.
 MATMINER = ("xrd", "ofm", "magpie_ssf")
-#: family -> label, in the report's order.
+#: family -> label, in the report's order, in the README's words.
 FAMILIES = {
-    "sitenet_dim": "Site-Net fine-tuned from the protocol DIM",
+    "sitenet_dim": "Site-Net fine-tuned from DIM",
     "sitenet_shipped": "Site-Net fine-tuned from the shipped encoder",
     "sitenet_transfer": "Site-Net fine-tuned from the other task's labels",
     "sitenet_scratch": "Site-Net from scratch",
-    "dim": "protocol DIM embeddings",
+    "dim": "DIM embeddings",
     "shipped": "shipped-encoder embeddings",
     "shipped_magpie": "shipped-encoder embeddings + Magpie",
     "chgnet": "CHGNet crystal features",
     "random": "untrained-encoder embeddings",
-    "input_stats": "site features pooled, no network",
+    "input_stats": "pooled input site features",
     "xrd": "XRD powder pattern",
     "ofm": "orbital field matrix",
     "magpie_ssf": "Magpie + SiteStatsFingerprint",
     "mean": "mean predictor",
 }
+#: downstream model -> its name in the report
+MODEL_NAMES = {"rf": "forest", "mlp": "MLP", "ridge": "ridge", "knn": "kNN"}
 DIM_FAMILIES = ("sitenet_dim", "sitenet_shipped", "dim", "shipped", "shipped_magpie")
 #: families whose pretraining data may hold the test labels: CHGNet was
 #: trained on MPtrj, Materials Project energies of these very materials.
@@ -72,8 +74,18 @@ def is_leaky_arm(arm: str) -> bool:
 
 
 def shown(arm: str) -> str:
-    """An arm's name as the tables show it: flagged with † when it may leak."""
-    return f"{arm} {LEAK_MARK}" if is_leaky_arm(arm) else arm
+    """An arm's name as the report shows it, flagged with † when it may leak.
+
+    ``sitenet_dim`` is "Site-Net fine-tuned from DIM", ``input_stats_rf``
+    "forest on pooled input site features"; an arm of no known family keeps
+    its name.
+    """
+    family = arm_family(arm)
+    model = arm[len(family) + 1 :]
+    label = FAMILIES.get(family, arm)
+    if model:
+        label = f"{MODEL_NAMES.get(model, model)} on {label}"
+    return f"{label} {LEAK_MARK}" if is_leaky_arm(arm) else label
 
 
 def arm_order(arm: str) -> tuple[int, str]:

@@ -1,6 +1,8 @@
-"""The label-masking benchmark's report: tables, the DIM-versus-rest test, costs, plots.
+"""The label-masking benchmark's report: tables, the DIM-versus-rest test, the goal.
 
-For each task the Markdown report gives
+Arms and tasks are named as the README names them (:func:`_masking_arms.shown`:
+``input_stats_rf`` is "forest on pooled input site features"). For each task
+the Markdown report gives
 
 * every arm's test MAE: median and interquartile range over the seeds;
 * for each N, the best DIM arm against the best non-DIM arm (both chosen by
@@ -9,7 +11,10 @@ For each task the Markdown report gives
   then whether the goal "a DIM arm at least 10 % better than every non-DIM
   arm at every N <= 250" is met, and by how much it is missed otherwise;
 * the best model of each family;
-* each arm's cost: featurization, pretraining, fit and predict seconds.
+* each arm's cost: featurization, pretraining, fit and predict seconds
+  (:mod:`_masking_costs`).
+
+The curve plot and the t-SNE maps are drawn by :mod:`_masking_plots`.
 
 CHGNet arms are flagged in every table (:data:`_masking_arms.LEAK_MARK`):
 CHGNet was trained on MPtrj, which holds Materials Project energies of these
@@ -35,8 +40,10 @@ from _masking_arms import (
     is_leaky_arm,
     shown,
 )
+from _masking_costs import cost_lines
+from _masking_plots import curve_plot
 from _masking_rows import PROTOCOL, read_rows, report_stem
-from _masking_split import TASKS
+from _masking_split import TASKS, task_name, task_title
 
 #: the goal: a DIM arm this much better than every non-DIM arm ...
 GOAL_GAIN = 0.10
@@ -248,134 +255,6 @@ def family_lines(stats: pd.DataFrame, ns: list[int]) -> list[str]:
     return lines
 
 
-def _rate(cost: dict | None) -> float:
-    """Seconds per 1,000 structures of a featurization cost, or NaN."""
-    if not cost or not cost.get("structures"):
-        return float("nan")
-    return 1000 * cost["seconds"] / cost["structures"]
-
-
-def _featurization(family: str, features: dict) -> str:
-    """Seconds per 1,000 structures to compute an arm family's inputs, as a table cell."""
-    parts = {
-        "sitenet_dim": ["sitenet"],
-        "sitenet_shipped": ["sitenet"],
-        "sitenet_transfer": ["sitenet"],
-        "sitenet_scratch": ["sitenet"],
-        "dim": ["sitenet", "dim"],
-        "shipped": ["sitenet", "shipped"],
-        "random": ["sitenet", "random"],
-        "shipped_magpie": ["sitenet", "shipped", "magpie"],
-        "mean": [],
-    }.get(family, [family])
-    seconds = sum(_rate(features.get(part)) for part in parts)
-    if np.isnan(seconds):
-        return "n/a"
-    return f"{seconds:.1f}" if seconds < 10 else f"{seconds:.0f}"
-
-
-def _pretraining(family: str, pretraining: dict) -> str:
-    """An arm family's pretraining cost, as a table cell."""
-    source = {
-        "sitenet_dim": "dim",
-        "dim": "dim",
-        "sitenet_shipped": "shipped",
-        "shipped": "shipped",
-        "shipped_magpie": "shipped",
-        "sitenet_transfer": "transfer",
-    }.get(family)
-    if source is not None and source not in pretraining:
-        return "n/a"
-    if source == "dim":
-        return f"{pretraining['dim']['seconds']:.0f}"
-    if source == "shipped":
-        wall = pretraining["shipped"].get("wall_time_s")
-        return "unknown, amortised" if wall is None else f"{wall:.0f}, amortised"
-    if source == "transfer":
-        seconds = pretraining["transfer"].get("seconds")
-        return f"{'unknown' if seconds is None else f'{seconds:.0f}'} (other task's labels)"
-    if family == "chgnet":
-        return "paid by CHGNet's authors"
-    return "0"
-
-
-def cost_lines(task_rows: pd.DataFrame, ns: list[int], cost: dict) -> list[str]:
-    """Markdown of one task's cost table (per arm) and the notes on its costs."""
-    features, pretraining = cost.get("features", {}), cost.get("pretraining", {})
-    timing = task_rows.groupby(["arm", "n"])[["fit_s", "predict_s"]].median()
-    lines = [
-        "Cost per arm: featurization in seconds per 1,000 structures (inputs of the arm, "
-        "embedding included); pretraining in seconds (the protocol DIM's measured run, paid per "
-        "task; the shipped encoder's model-card wall time, paid once for every user and task: "
-        "amortised); fit and predict seconds, median over seeds (predict: the whole test set).",
-        "",
-        "| arm | featurization (s/1k) | pretraining (s) | "
-        + " | ".join(f"fit / predict (s), N={n}" for n in ns)
-        + " |",
-        "|---|---:|---:|" + "---:|" * len(ns),
-    ]
-    for arm in sorted(task_rows["arm"].unique(), key=arm_order):
-        family = arm_family(arm)
-        cells = []
-        for n in ns:
-            if (arm, n) not in timing.index:
-                cells.append("")
-                continue
-            fit, predict = timing.loc[(arm, n)]
-            cells.append(f"{fit:.2f} / {predict:.2f}")
-        featurize = _featurization(family, features)
-        lines.append(
-            f"| {shown(arm)} | {featurize} | {_pretraining(family, pretraining)} | "
-            + " | ".join(cells)
-            + " |"
-        )
-    lines.append("")
-    if "dim" in pretraining:
-        c = pretraining["dim"]
-        end = "stopped on its plateau" if c["stopped"] else "hit the cap"
-        lines.append(
-            f"Protocol DIM: {c['structures']} training-fold structures, epochs: {c['epochs']} "
-            f"(cap {c['max_epochs']}; {end}), {c['seconds']:.0f} s."
-        )
-    if "shipped" in pretraining:
-        s = pretraining["shipped"]
-        facts = ", ".join(
-            f"{k} {s[k]}" for k in ("n_structures", "dataset", "fold", "epochs") if k in s
-        )
-        lines.append(f"Shipped encoder: `{s['name']}`" + (f" ({facts})." if facts else "."))
-    if "transfer" in pretraining:
-        t = pretraining["transfer"]
-        keys = ("source_task", "n_structures", "n_excluded", "steps", "epochs")
-        facts = ", ".join(f"{k} {t[k]}" for k in keys if k in t)
-        seconds = "unknown" if t.get("seconds") is None else f"{t['seconds']:.0f} s"
-        lines.append(
-            f"Transfer source (Site-Net trained on the other task's labels): {seconds} ({facts})."
-        )
-    for note in cost.get("skipped", []):
-        lines.append(f"Note: {note}.")
-    lines.append(compute_line(task_rows, cost))
-    return [*lines, ""]
-
-
-def compute_line(task_rows: pd.DataFrame, cost: dict) -> str:
-    """One task's measured compute: featurization, pretraining, fits and predictions.
-
-    The run may span several sessions and processes, so this sums measured
-    seconds (one thread each) rather than giving one wall-clock span; the
-    shipped encoder's pretraining is paid once for every user and not counted.
-    """
-    featurize = sum(c.get("seconds") or 0.0 for c in cost.get("features", {}).values())
-    pretraining = cost.get("pretraining", {})
-    pretrain = sum((pretraining.get(k) or {}).get("seconds") or 0.0 for k in ("dim", "transfer"))
-    fits = float(task_rows["fit_s"].sum() + task_rows["predict_s"].fillna(0).sum())
-    total = featurize + pretrain + fits
-    return (
-        f"Compute of this task: {total / 3600:.1f} core-hours measured (featurization "
-        f"{featurize / 3600:.1f} h, pretraining {pretrain / 3600:.1f} h, fits and predictions "
-        f"{fits / 3600:.1f} h), one thread per process."
-    )
-
-
 def _seed_count(seeds: pd.Series) -> str:
     """``5 seeds``, or ``3-5 seeds (incomplete)`` while some cells miss seeds."""
     low, high = int(seeds.min()), int(seeds.max())
@@ -395,13 +274,34 @@ def _chgnet_version(costs: dict) -> str:
         return "(pinned in benchmarks/chgnet_features.py)"
 
 
+def _run_line(report: Path, rewrite: bool) -> str:
+    """The report's protocol, machine and date line.
+
+    A run's report gives this machine and today. A report rewritten from the
+    rows file alone (``rewrite``) keeps the machine and date of the report it
+    replaces, the last run's, and adds when it was rewritten.
+    """
+    today = time.strftime("%Y-%m-%d")
+    line = f"Protocol {PROTOCOL}. Machine: {platform.machine()}, {os.cpu_count()} cores, {today}"
+    if rewrite:
+        start = f"Protocol {PROTOCOL}. Machine: "
+        old = report.read_text().splitlines() if report.exists() else []
+        ran = next((x.strip() for x in old if x.startswith(start)), None)
+        if ran is not None:  # a report rewritten before: its run's part
+            ran = ran.split("; report rewritten")[0].removesuffix(" (the last run)")
+        run = f"{ran} (the last run)" if ran else f"Protocol {PROTOCOL}. Machine: not recorded"
+        line = f"{run}; report rewritten from the rows file on {today}"
+    return line + "  "
+
+
 def summarize(args, out: Path) -> None:
     """Write the Markdown report (and the plots) of a profile from its rows file.
 
     Parameters
     ----------
     args : argparse.Namespace
-        ``profile`` and ``plots``.
+        ``profile``, ``plots`` and optionally ``report`` (True: the report is
+        rewritten from the rows file without a run; its machine line is kept).
     out : Path
         The folder of the rows file, the cost files and the report.
     """
@@ -417,8 +317,7 @@ def summarize(args, out: Path) -> None:
         "",
         f"Command: `skdim benchmark --profile {args.profile}` "
         f"(or `python benchmarks/label_masking.py --profile {args.profile}`)  ",
-        f"Protocol {PROTOCOL}. Machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"{time.strftime('%Y-%m-%d')}  ",
+        _run_line(out / f"{stem}.md", getattr(args, "report", False)),
         "Test MAE: median [25th-75th percentile] over seeds; bold: best median per column.",
         "",
     ]
@@ -447,7 +346,7 @@ def summarize(args, out: Path) -> None:
         seeds = task_rows.groupby(["n", "arm"])["seed"].nunique()
         test = f"{cost['n_test']} test structures, " if "n_test" in cost else ""
         lines += [
-            f"## {task}: {TASKS[task]['label']}",
+            f"## {task_title(task)}",
             "",
             f"{test}{_seed_count(seeds)} per cell.",
             "",
@@ -466,7 +365,7 @@ def summarize(args, out: Path) -> None:
                 cells.append(f"**{text}**" if r["median"] == best[n] else text)
             lines.append(f"| {shown(arm)} | " + " | ".join(cells) + " |")
         section, comparisons = comparison_lines(task_rows, ns)
-        verdicts.append(f"- {task}: {goal_verdict(comparisons)}")
+        verdicts.append(f"- {task_name(task)}: {goal_verdict(comparisons)}")
         lines += ["", *advice_lines(stats, ns), ""]
         lines += [*section, "", *family_lines(stats, ns), ""]
         lines += cost_lines(task_rows, ns, cost)
@@ -482,82 +381,3 @@ def summarize(args, out: Path) -> None:
     print("\n".join(lines))
     if getattr(args, "plots", False) and len(rows):
         curve_plot(rows, out / f"{stem}.png")
-
-
-#: arms of the curve plot: each Site-Net start, and the forest on each feature family
-PLOTTED = [
-    "sitenet_dim",
-    "sitenet_shipped",
-    "sitenet_transfer",
-    "sitenet_scratch",
-    "dim_rf",
-    "shipped_rf",
-    "shipped_magpie_rf",
-    "chgnet_rf",
-    "random_rf",
-    "input_stats_rf",
-    "xrd_rf",
-    "ofm_rf",
-    "magpie_ssf_rf",
-    "mean",
-]
-
-
-def curve_plot(rows: pd.DataFrame, path: Path) -> None:
-    """Test MAE against N per arm, with interquartile bars, one panel per task."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tasks = list(rows["task"].unique())
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 5), squeeze=False)
-    colours = plt.get_cmap("tab20").colors
-    for ax, task in zip(axes[0], tasks):
-        sub = rows[rows["task"] == task]
-        for k, arm in enumerate(PLOTTED):
-            part = sub[sub["arm"] == arm].groupby("n")["mae"]
-            if part.ngroups == 0:
-                continue
-            q = part.quantile([0.25, 0.5, 0.75]).unstack()
-            n, low, mid, high = (np.asarray(v, dtype=float) for v in (q.index, *q.T.values))
-            ax.errorbar(
-                n * 1.015 ** (k - len(PLOTTED) / 2),  # side by side at each N
-                mid,
-                yerr=np.vstack([mid - low, high - mid]),
-                fmt="-o" if is_dim_arm(arm) else "--s",
-                color=colours[(2 * k) % 20 + (2 * k) // 20],
-                capsize=2,
-                markersize=4,
-                label=shown(arm),
-            )
-        ns = sorted(sub["n"].unique())
-        ax.set_xscale("log")
-        ax.set_xticks(ns, [str(n) for n in ns])
-        ax.minorticks_off()
-        ax.set_xlim(min(ns) / 1.2, max(ns) * 1.2)
-        ax.set(
-            xlabel="labelled structures N",
-            ylabel=f"test MAE, {TASKS[task]['label']}",
-            title=f"{task} (solid: DIM arms; bars: interquartile range)",
-        )
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
-
-def embedding_plot(task: str, dim, inputs: list, y: np.ndarray, path: Path) -> None:
-    """t-SNE of the protocol DIM embeddings of the test set, coloured by the target."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.manifold import TSNE
-
-    points = TSNE(perplexity=30, init="pca", random_state=0).fit_transform(dim.transform(inputs))
-    fig, ax = plt.subplots(figsize=(6, 5))
-    scatter = ax.scatter(points[:, 0], points[:, 1], c=y, s=6, cmap="viridis")
-    fig.colorbar(scatter, label=TASKS[task]["label"])
-    ax.set(title=f"t-SNE of DIM embeddings, {task} test set", xticks=[], yticks=[])
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)

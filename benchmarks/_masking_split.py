@@ -46,6 +46,17 @@ TASKS = {
 }
 
 
+def task_name(task: str) -> str:
+    """A task as the README names it: ``gap`` is "band gap", ``eform`` "formation energy"."""
+    return TASKS[task]["label"].split(" (")[0] if task in TASKS else task
+
+
+def task_title(task: str) -> str:
+    """A task's heading: "Band gap (eV)", "Formation energy (eV/atom)"."""
+    label = TASKS[task]["label"] if task in TASKS else task
+    return label[:1].upper() + label[1:]
+
+
 @functools.lru_cache(maxsize=4)
 def _ids(path: Path, column: str) -> tuple[str, ...]:
     """One id column of a data file, in file order (read once per process)."""

@@ -35,6 +35,7 @@ stopped; two processes (``--tasks gap`` and ``--tasks eform``) can share it.
 
     python benchmarks/label_masking.py --quick   # the CI smoke run
     python benchmarks/label_masking.py --full    # about 18 core-hours (measured); resumable
+    python benchmarks/label_masking.py --full --report  # rewrite report and plot from the rows
 
 This is a research script of the source repository, not part of the
 installed library (``skdim benchmark`` runs it from a source checkout, and
@@ -74,7 +75,8 @@ from _masking_features import (
     matminer_features,
     sitenet_inputs,
 )
-from _masking_report import embedding_plot, summarize
+from _masking_plots import embedding_plot
+from _masking_report import summarize
 from _masking_rows import PROTOCOL, append_row, finished, report_stem
 from _masking_split import TASKS, _development_ids, _task_split, _train_test_ids
 
@@ -400,7 +402,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-transfer",
         dest="transfer",
         action="store_false",
-        help="skip the sitenet_transfer arm (and the training of its source)",
+        help="skip Site-Net fine-tuned from the other task's labels (and the training of "
+        "that source model)",
     )
     parser.add_argument("--data-dir", default=None, help="data folder (default: $SKDIM_DATA)")
     parser.add_argument(
@@ -411,18 +414,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--n-jobs", type=int, default=2, help="processes for featurizing and the forests"
     )
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="no figures")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="only rewrite the report and its plot from the rows file in --out-dir; "
+        "nothing is run, no data are read",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
-    """Run the profile's tasks (resuming from the cache) and write the report."""
+    """Run the profile's tasks (resuming from the cache) and write the report.
+
+    With ``args.report`` only the report and its plot are rewritten, from the
+    rows and cost files already in ``args.out_dir``.
+    """
     from skdim.datasets import get_data_home
 
+    out = Path(args.out_dir)
+    if getattr(args, "report", False):
+        if not (out / f"{report_stem(args.profile)}.csv").exists():
+            raise FileNotFoundError(f"no rows file {report_stem(args.profile)}.csv in {out}")
+        summarize(args, out)
+        return
     args.data_dir = str(get_data_home(args.data_dir))
     for name, default in (("shipped", None), ("transfer", True)):  # older callers' Namespaces
         if not hasattr(args, name):
             setattr(args, name, default)
     profile = PROFILES[args.profile]
-    out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     for task in args.tasks:

@@ -114,6 +114,37 @@ def load_data(path: str, structure_col: str, target: str | None, n_jobs: int, pr
     return structures, labels if target is not None else None
 
 
+def check_labels(path: str, structure_col: str, target: str | None) -> None:
+    """Refuse, before any structure is parsed, data that ``skdim fit`` finds no labels in.
+
+    A folder needs an ``id_prop.csv``. A CSV file needs ``target``, one of its
+    columns: otherwise the error lists the candidates, its numeric columns
+    other than the structure and id columns (judged on its first 1,000 rows).
+    """
+    data = Path(path)
+    if data.is_dir() and not (data / "id_prop.csv").is_file():
+        raise ValueError(
+            f"no targets: the folder {path} has no id_prop.csv (file, target per line)"
+        )
+    if not data.is_file():
+        return
+    import pandas as pd
+
+    from skdim.datasets import _ID_COLUMNS
+
+    head = pd.read_csv(data, usecols=lambda c: c != structure_col, nrows=1000)
+    if target in head.columns:
+        return
+    skip = {structure_col, *_ID_COLUMNS}
+    labels = [c for c in head if c not in skip and pd.api.types.is_numeric_dtype(head[c])]
+    candidates = ", ".join(map(str, labels)) or "none"
+    if target is None:
+        raise ValueError(
+            f"no targets: pass --target COLUMN, one of the label columns of {path}: {candidates}"
+        )
+    raise KeyError(f"{path} has no target column {target!r}; its label columns are {candidates}")
+
+
 def resolve_max_atoms(args: argparse.Namespace) -> int:
     """``--max-atoms``, or the featurization default when it is not given."""
     from skdim._featurize_settings import DEFAULTS

@@ -29,6 +29,7 @@ from skdim._cli_support import (
     HelpFormatter,
     LazyParser,
     add_training_options,
+    check_labels,
     class_table,
     load_data,
     resolve_max_atoms,
@@ -129,22 +130,10 @@ def _embed(args: argparse.Namespace) -> None:
 def _fit(args: argparse.Namespace) -> None:
     from skdim import SiteNetRegressor
 
-    if Path(args.data).is_file() and args.target is None:
-        import pandas as pd
-
-        columns = pd.read_csv(args.data, nrows=0).columns
-        labels = [c for c in columns if c not in (args.structure_col, "id")]
-        raise ValueError(
-            f"no targets: pass --target COLUMN, one of the label columns of {args.data}: "
-            f"{', '.join(labels) or 'none'}"
-        )
+    check_labels(args.data, args.structure_col, args.target)  # before parsing any structure
     structures, targets = load_data(
         args.data, args.structure_col, args.target, args.n_jobs, not args.quiet
     )
-    if targets is None:
-        raise ValueError(
-            f"no targets: the folder {args.data} has no id_prop.csv (file, target per line)"
-        )
     model = SiteNetRegressor(
         pretrained=args.pretrained,
         loss=args.loss,

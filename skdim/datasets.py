@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 _STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar")
+_ID_COLUMNS = ("matbench_id", "mp_id", "id")  # a CSV file's row ids, in the order looked for
 
 
 def get_data_home(path: str | os.PathLike | None = None) -> Path:
@@ -199,7 +200,7 @@ def _structures_from_frame(frame, path, structure_col, target, id_col, ids, n_jo
     if structure_col not in frame:
         raise ValueError(f"{path} has no column {structure_col!r}: {list(frame.columns)}")
     if id_col is None:
-        id_col = next((c for c in ("matbench_id", "mp_id", "id") if c in frame), None)
+        id_col = next((c for c in _ID_COLUMNS if c in frame), None)
     if id_col is not None:
         if id_col not in frame:
             raise ValueError(f"{path} has no id column {id_col!r}")

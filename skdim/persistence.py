@@ -224,10 +224,20 @@ def read_config(path: str | Path) -> dict:
     dict
         The parsed ``config.json``; classes are still ``{"__import__": ...}``
         entries (nothing is imported).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist, or is not a folder holding ``config.json``
+        and ``weights.pt``.
     """
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: no saved skdim model there")
     if not (path / "config.json").is_file() or not (path / "weights.pt").is_file():
-        raise FileNotFoundError(f"{path} is not a saved skdim model (config.json, weights.pt)")
+        raise FileNotFoundError(
+            f"{path} is not a saved skdim model (a folder with config.json and weights.pt)"
+        )
     try:
         config = json.loads((path / "config.json").read_text())
     except (ValueError, UnicodeDecodeError) as error:
@@ -330,6 +340,8 @@ def load_estimator(path: str | Path, device: Any = None, expected: type | None =
 
     Raises
     ------
+    FileNotFoundError
+        If ``path`` does not exist, or is not a saved skdim model.
     ValueError
         If ``config.json`` names a class that is not allowed (see
         :func:`allowed_references`; checked before anything is imported or

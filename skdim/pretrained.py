@@ -137,10 +137,19 @@ def load_pretrained(name: str, device: str | None = None, models_dir: str | Path
 
     Examples
     --------
+    Load every shipped encoder by name (the list is empty while none ships):
+
     >>> import skdim
-    >>> dim = skdim.load_pretrained(skdim.list_pretrained()[0])  # doctest: +SKIP
-    >>> dim.pretrained_info_["n_structures"] >= 70_000  # doctest: +SKIP
+    >>> encoders = {name: skdim.load_pretrained(name) for name in skdim.list_pretrained()}
+    >>> all(dim.pretrained_info_["name"] == name for name, dim in encoders.items())
     True
+
+    A name that does not ship is refused, with the names that do:
+
+    >>> skdim.load_pretrained("no-such-encoder")
+    Traceback (most recent call last):
+    ...
+    ValueError: no pretrained model named 'no-such-encoder'; shipped models: ...
     """
     from skdim.pretrainer import DIMPretrainer
 

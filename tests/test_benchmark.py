@@ -13,6 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import _masking_arms as arms  # noqa: E402 (scripts of benchmarks/, not of the package)
+import _masking_costs as costs  # noqa: E402
 import _masking_encoders as encoders  # noqa: E402
 import _masking_features as features  # noqa: E402
 import _masking_report as report  # noqa: E402
@@ -97,7 +98,27 @@ def test_arm_families(arm, family, dim, leaky):
     assert arms.arm_family(arm) == family
     assert arms.is_dim_arm(arm) is dim
     assert arms.is_leaky_arm(arm) is leaky
-    assert arms.shown(arm) == (f"{arm} †" if leaky else arm)
+    assert arms.shown(arm).endswith(" †") is leaky
+    assert "_" not in arms.shown(arm)  # the README's words, not the arm's name
+
+
+@pytest.mark.parametrize(
+    ("arm", "name"),
+    [
+        ("sitenet_dim", "Site-Net fine-tuned from DIM"),
+        ("sitenet_transfer", "Site-Net fine-tuned from the other task's labels"),
+        ("sitenet_scratch", "Site-Net from scratch"),
+        ("input_stats_rf", "forest on pooled input site features"),
+        ("dim_knn", "kNN on DIM embeddings"),
+        ("magpie_ssf_ridge", "ridge on Magpie + SiteStatsFingerprint"),
+        ("shipped_magpie_mlp", "MLP on shipped-encoder embeddings + Magpie"),
+        ("chgnet_rf", "forest on CHGNet crystal features †"),
+        ("mean", "mean predictor"),
+        ("something_else", "something_else"),
+    ],
+)
+def test_arms_are_shown_in_the_readme_words(arm, name):
+    assert arms.shown(arm) == name
 
 
 def test_shipped_encoder_is_optional(monkeypatch, tmp_path):
@@ -272,7 +293,8 @@ def test_run_wires_every_arm_and_skips_the_shipped_ones_without_an_encoder(
     assert cost["features"]["chgnet"]["version"] == "0.4.2"
     assert any("shipped" in note for note in cost["skipped"])
     text = (out / "label_masking_quick.md").read_text()
-    assert "| chgnet_rf † |" in text and "chgnet package 0.4.2, pinned in" in text
+    assert "| forest on CHGNet crystal features † |" in text
+    assert "chgnet package 0.4.2, pinned in" in text
 
     # a shipped encoder given as a folder: its arms are added, nothing is refitted
     shipped = tmp_path / "shipped"
@@ -287,7 +309,7 @@ def test_run_wires_every_arm_and_skips_the_shipped_ones_without_an_encoder(
     assert not rows.duplicated(["task", "n", "seed", "arm"]).any()
     assert {fit[0] for fit in _FakeSiteNet.fits} == {str(shipped)}
     assert (
-        "| sitenet_shipped | 29 | 7777, amortised |"
+        "| Site-Net fine-tuned from the shipped encoder | 29 | 7777, amortised |"
         in (out / "label_masking_quick.md").read_text()
     )
 
@@ -449,29 +471,33 @@ def test_report_tests_the_best_dim_arm_against_the_best_other_arm(tmp_path):
     rows.to_csv(tmp_path / "label_masking.csv", index=False)
     report.summarize(argparse.Namespace(profile="full", plots=False), tmp_path)
     text = (tmp_path / "label_masking.md").read_text()
-    assert "| sitenet_dim | **0.500 [0.490-0.510]** |" in text
-    assert "| chgnet_rf † | 0.700 [0.690-0.710] |" in text
+    dim, chgnet = "Site-Net fine-tuned from DIM", "forest on CHGNet crystal features †"
+    assert f"| {dim} | **0.500 [0.490-0.510]** |" in text
+    assert f"| {chgnet} | 0.700 [0.690-0.710] |" in text
     assert (
-        "| 50 | sitenet_dim 0.500 | chgnet_rf † 0.700 | +0.200, +0.200, +0.200, +0.200, +0.200 "
+        f"| 50 | {dim} 0.500 | {chgnet} 0.700 | +0.200, +0.200, +0.200, +0.200, +0.200 "
         "| +0.200 | +28.6 % | 0.0625 |" in text
     )
     # one seed of N=100 turned against DIM (the smallest |difference|): p rises to 0.125
-    assert "| 100 | sitenet_dim 0.500 | chgnet_rf † 0.600 |" in text
+    assert f"| 100 | {dim} 0.500 | {chgnet} 0.600 |" in text
     assert "+0.100, +0.100, +0.100, +0.100, -0.080 | +0.100 | +16.7 % | 0.125 |" in text
     assert "With 5 seeds the smallest exact two-sided p is 2/2^5 = 0.0625" in text
-    assert "| 1000 | dim_rf 0.500 | chgnet_rf † 0.300 |" not in text  # best DIM is sitenet_dim
-    assert "| 1000 | sitenet_dim 0.400 | chgnet_rf † 0.300 |" in text
+    assert f"| 1000 | forest on DIM embeddings 0.500 | {chgnet} 0.300 |" not in text
+    assert f"| 1000 | {dim} 0.400 | {chgnet} 0.300 |" in text  # best DIM: Site-Net
     assert "**missed** by up to 6.2 percentage points: N=250: +3.8 % (6.2 points short" in text
     assert "N=1000" not in text.split("**missed**")[1].split("\n")[0]
     # without CHGNet the best other arm at N=250 is magpie_ssf_rf (0.54): 7.4 %, still short
     assert "Without the possibly leaking CHGNet arms (†): **missed** by up to 2.6" in text
     assert "| CHGNet crystal features † | 0.700 (rf) |" in text
-    assert "- eform: **missed**" in text
+    assert "- formation energy: **missed**" in text and "## Formation energy (eV/atom)" in text
     # what to use: the three best arms per N, and where the best DIM arm ranks
-    row_50 = "| 50 | sitenet_dim 0.500 | dim_rf 0.600 | chgnet_rf † 0.700 |"
-    assert row_50 + " sitenet_dim 0.500 (1 of 6) |" in text
-    row_250 = "| 250 | sitenet_dim 0.500 | chgnet_rf † 0.520 | magpie_ssf_rf 0.540 |"
-    assert row_250 + " sitenet_dim 0.500 (1 of 6) |" in text
+    row_50 = f"| 50 | {dim} 0.500 | forest on DIM embeddings 0.600 | {chgnet} 0.700 |"
+    assert row_50 + f" {dim} 0.500 (1 of 6) |" in text
+    magpie = "forest on Magpie + SiteStatsFingerprint"
+    row_250 = f"| 250 | {dim} 0.500 | {chgnet} 0.520 | {magpie} 0.540 |"
+    assert row_250 + f" {dim} 0.500 (1 of 6) |" in text
+    for internal in ("sitenet_", "chgnet_rf", "magpie_ssf", "dim_rf", "eform"):
+        assert internal not in text, internal
 
 
 def test_what_to_use_ranks_only_arms_with_every_seed_finished():
@@ -483,7 +509,10 @@ def test_what_to_use_ranks_only_arms_with_every_seed_finished():
         .rename(columns={"50%": "median"})
     )
     lines = report.advice_lines(stats, [50])
-    assert lines[-1] == "| 50 | sitenet_scratch 0.600 | xrd_rf 0.700 |  |  |"
+    assert (
+        lines[-1]
+        == "| 50 | Site-Net from scratch 0.600 | forest on XRD powder pattern 0.700 |  |  |"
+    )
 
 
 def test_compute_line_sums_featurization_pretraining_and_fits():
@@ -493,7 +522,7 @@ def test_compute_line_sums_featurization_pretraining_and_fits():
         "pretraining": {"dim": {"seconds": 3600.0}, "shipped": {"wall_time_s": 1e6}},
     }
     rows["fit_s"] = 3600.0 / 5 - 0.1
-    line = report.compute_line(rows, cost)
+    line = costs.compute_line(rows, cost)
     assert line.startswith("Compute of this task: 3.0 core-hours measured (featurization 1.0 h, ")
     assert "pretraining 1.0 h, fits and predictions 1.0 h" in line  # shipped: amortised
 
@@ -503,8 +532,9 @@ def test_report_says_when_the_goal_is_met(tmp_path):
     rows.to_csv(tmp_path / "label_masking_quick.csv", index=False)
     report.summarize(argparse.Namespace(profile="quick", plots=False), tmp_path)
     text = (tmp_path / "label_masking_quick.md").read_text()
-    assert "| 50 | shipped_magpie_knn 0.500 | xrd_rf 0.600 |" in text
-    assert "- eform: **met** (smallest gain +16.7 % at N=50; needed 10 %)" in text
+    shipped = "kNN on shipped-encoder embeddings + Magpie"
+    assert f"| 50 | {shipped} 0.500 | forest on XRD powder pattern 0.600 |" in text
+    assert "- formation energy: **met** (smallest gain +16.7 % at N=50; needed 10 %)" in text
     assert "Without the possibly leaking" not in text
 
 

@@ -107,6 +107,8 @@ def test_predict_with_a_classifier(classifier, data_home, tmp_path, capsys):
 def test_clear_errors(models, data_home, tmp_path, capsys):
     csv, folder = models.csv, models.folder
     assert main(["embed", str(tmp_path / "none"), folder, "--out", "x"]) == 2
+    assert f"{tmp_path / 'none'} does not exist" in capsys.readouterr().err
+    assert main(["embed", str(tmp_path), folder, "--out", "x"]) == 2  # a folder, no model
     assert "not a saved skdim model" in capsys.readouterr().err
     fit = ["fit", csv, "--out", str(tmp_path / "r"), "--max-epochs", "1", "--quiet"]
     assert main(fit) == 2  # no --target: say which columns could be
@@ -124,6 +126,48 @@ def test_clear_errors(models, data_home, tmp_path, capsys):
     assert "has no id_prop.csv" in capsys.readouterr().err
     assert main(["predict", models.dim, folder, "--out", str(tmp_path / "p.csv")]) == 2
     assert "holds a DIMPretrainer" in capsys.readouterr().err
+
+
+def test_fit_without_target_lists_numeric_label_columns_only(data_home, tmp_path, capsys):
+    fit = ["--out", str(tmp_path / "r"), "--quiet"]
+    assert main(["fit", str(data_home / "mp100.csv.gz"), *fit]) == 2
+    err = capsys.readouterr().err  # columns: id, mp_id, e_form_per_atom, band_gap, cif
+    assert err.rstrip().endswith(
+        "label columns of " + str(data_home / "mp100.csv.gz") + ": e_form_per_atom, band_gap"
+    ), err
+    assert "mp_id" not in err
+    table = pd.read_csv(data_home / "mp100.csv.gz", nrows=5)
+    table["formula"] = ["NaCl", "Fe", "Si", "GaAs", "MgO"]  # text: not a label
+    table = table.rename(columns={"mp_id": "matbench_id"})
+    table.to_csv(tmp_path / "labelled.csv", index=False)
+    assert main(["fit", str(tmp_path / "labelled.csv"), *fit]) == 2
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith(": e_form_per_atom, band_gap"), err
+    assert main(["fit", str(tmp_path / "labelled.csv"), "--target", "gap", *fit]) == 2
+    err = capsys.readouterr().err  # a missing column: the same candidates
+    assert "its label columns are e_form_per_atom, band_gap" in err, err
+
+
+def test_fit_refuses_a_folder_without_labels_before_parsing(mp100, tmp_path, capsys, monkeypatch):
+    import skdim.datasets
+
+    structures, _ = mp100
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    for name in structures.index[:2]:
+        structures[name].to(filename=str(folder / f"{name}.cif"))
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"{name}.cif" for name in structures.index[:2]
+    )
+
+    def parse(*args, **kwargs):
+        raise AssertionError("structures parsed before the labels were checked")
+
+    monkeypatch.setattr(skdim.datasets, "load_structure_folder", parse)
+    monkeypatch.setattr(skdim.datasets, "parse_structures", parse)
+    assert main(["fit", str(folder), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"the folder {folder} has no id_prop.csv" in err and err.count("\n") == 1, err
 
 
 def _help(argv: list[str], capsys) -> str:

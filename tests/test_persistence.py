@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from skdim import DIMPretrainer, SiteNetRegressor
+from skdim._supervised import PretrainedSource
 from skdim.persistence import FORMAT_VERSION
 
 
@@ -75,8 +76,18 @@ def test_incompatible_format_is_refused(fitted_pretrainer, tmp_path):
     config_file.write_text(json.dumps(config))
     with pytest.raises(ValueError, match="saved by skdim 9.0 in model format"):
         DIMPretrainer.load(tmp_path / "dim")
-    with pytest.raises(FileNotFoundError):
-        DIMPretrainer.load(tmp_path / "missing")
+
+
+def test_a_missing_folder_is_reported_as_missing(tmp_path):
+    missing = tmp_path / "missing"
+    with pytest.raises(FileNotFoundError, match="does not exist") as error:
+        DIMPretrainer.load(missing)
+    assert str(missing) in str(error.value) and "not a saved" not in str(error.value)
+    (tmp_path / "empty").mkdir()  # a folder that exists but holds no model
+    with pytest.raises(FileNotFoundError, match="is not a saved skdim model"):
+        SiteNetRegressor.load(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="does not exist"):  # pretrained=path
+        PretrainedSource(str(missing))
 
 
 def test_weights_load_strictly(fitted_pretrainer, tmp_path):

@@ -1,5 +1,6 @@
 """Shipped pretrained encoders: registry, checksums, names accepted like paths."""
 
+import doctest
 import json
 
 import numpy as np
@@ -75,3 +76,24 @@ def test_missing_file_is_named(registry):
     (registry / "tiny" / "weights.pt").unlink()
     with pytest.raises(FileNotFoundError, match="weights.pt is missing"):
         load_pretrained("tiny")
+
+
+def _run_load_pretrained_example() -> doctest.TestResults:
+    finder = doctest.DocTestFinder()
+    [test] = finder.find(load_pretrained, "load_pretrained", globs={})
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    runner.run(test)
+    return runner.summarize(verbose=False)
+
+
+def test_load_pretrained_example_runs_whether_or_not_a_model_ships(tmp_path, monkeypatch):
+    monkeypatch.setattr(skdim.pretrained, "MODELS_DIR", tmp_path / "none")  # nothing ships
+    assert list_pretrained() == []
+    result = _run_load_pretrained_example()
+    assert result.attempted >= 3 and result.failed == 0
+
+
+def test_load_pretrained_example_runs_with_a_shipped_model(registry):
+    assert list_pretrained() == ["tiny"]
+    result = _run_load_pretrained_example()
+    assert result.attempted >= 3 and result.failed == 0
