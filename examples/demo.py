@@ -19,10 +19,11 @@ which cost 2.2x per epoch on CPU); the label-masking benchmark
 (``skdim benchmark``) is the measured comparison, across N and seeds.
 
 Each step says what it does and about how long it takes (the shorter time
-on 2 idle cores, the longer beside other jobs); the pretraining prints a
-progress bar and a row per epoch (the columns are explained in the user
-guide, "Training recipe"), each fine-tuning a line every tenth of its epochs
-with the time left.
+on 2 idle cores, the longer beside other jobs). Every fit prints what the
+library prints by default: a line about every tenth of the run, with the
+optimizer steps done / total, the losses and the time left; the pretraining
+also prints a row per epoch (``verbose=2``; the columns are explained in the
+user guide, "Training recipe").
 """
 
 import time
@@ -32,7 +33,6 @@ from sklearn.dummy import DummyRegressor
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import make_pipeline
-from skorch.callbacks import Callback
 
 from skdim import DIMPretrainer, SiteNetRegressor
 from skdim.datasets import get_data_home, load_structures_csv
@@ -40,26 +40,6 @@ from skdim.featurize import featurize
 
 SEED = 0
 N_LABELS = 250
-
-
-class ProgressLine(Callback):
-    """Print one line every tenth of a fit's epochs: epoch, step, loss, time left."""
-
-    def on_train_begin(self, net, **kwargs):
-        self.start_ = time.perf_counter()
-
-    def on_epoch_end(self, net, **kwargs):
-        done, total = len(net.history), net.n_epochs_
-        if done % max(1, total // 10) and done != total:
-            return
-        elapsed = time.perf_counter() - self.start_
-        row = net.history[-1]
-        print(
-            f"    epoch {done:3d}/{total}, step {row['step']:4d}/{net.total_steps_}, "
-            f"training loss {row['train_loss']:.3f}; {elapsed:3.0f} s, "
-            f"about {elapsed / done * (total - done):.0f} s left",
-            flush=True,
-        )
 
 
 def step(text: str) -> None:
@@ -83,9 +63,9 @@ print(f"data ready in {time.perf_counter() - start:.0f} s")
 
 step(
     f"2/4 Pretraining DIM on {len(X_train)} structures without labels: 5 epochs "
-    "(1-2 min; a bar per epoch, then its row: the DIM loss on the training "
-    "structures and on 10 % held out, the mutual-information estimates, the KL term; "
-    "docs: user guide, Training recipe)"
+    "(1-2 min; a row per epoch: the DIM loss on the training structures and on 10 % "
+    "held out, the mutual-information estimates, the KL term; docs: user guide, "
+    "Training recipe; and a line every tenth of the run with the time left)"
 )
 tick = time.perf_counter()
 pretrainer = DIMPretrainer(
@@ -95,8 +75,8 @@ print(
     f"DIM pretraining on {len(X_train)} unlabeled structures: {time.perf_counter() - tick:.0f} s"
 )
 
-# the default recipe: no epochs to pick; verbose=0 and a line every tenth of the run
-finetune = {"random_state": SEED, "verbose": 0, "callbacks": [("progress", ProgressLine())]}
+# the default recipe: no epochs to pick; the default verbose=1: a line every tenth of the run
+finetune = {"random_state": SEED}
 models = {
     "SiteNet fine-tuned from DIM": SiteNetRegressor(pretrained=pretrainer, **finetune),
     "SiteNet from scratch": SiteNetRegressor(**finetune),

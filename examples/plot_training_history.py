@@ -2,8 +2,9 @@
 Reading a training run: the epoch table and the history
 =======================================================
 
-Every fit prints one row per epoch (``verbose=1``) and keeps the same values
-in ``history``. This example pretrains a DIM encoder on about 250 small
+With ``verbose=2`` a fit prints one row per epoch (the default, ``verbose=1``,
+prints a line about every tenth of the run) and keeps the same values in
+``history``. This example pretrains a DIM encoder on about 250 small
 crystals and plots the columns that tell whether pretraining is healthy;
 the :doc:`Training recipe </user_guide/training>` page of the user guide
 explains every column.
@@ -27,7 +28,7 @@ structures, _ = load_structures_csv(path, ids=ids)
 structures = structures[(structures.map(len) <= 8).to_numpy()]
 print(f"{len(structures)} crystals")
 dim = DIMPretrainer(
-    max_epochs=15, batch_pairs=8192, plateau_patience=2, random_state=0, verbose=1
+    max_epochs=15, batch_pairs=8192, plateau_patience=2, random_state=0, verbose=2
 ).fit(structures)
 
 # %%

@@ -40,7 +40,7 @@ from skdim._checkpoint import (
 from skdim._data_hooks import DataHooksMixin
 from skdim._inference import forward_sorted
 from skdim._params import PRECISIONS, SHARED_CONSTRAINTS, resolve_device
-from skdim._progress import EpochProgressBar, EpochTable
+from skdim._progress import EpochTable, progress_callbacks
 from skdim._schedule import CosineSchedule, PlateauSchedule
 from skdim._threads import ThreadPolicy, thread_policy
 from skdim.data import (
@@ -267,8 +267,7 @@ class SiteNetMixin(DataHooksMixin):
         schedule = self._lr_schedule_callback()
         if schedule is not None:
             callbacks.append(("lr_schedule", schedule))
-        if self.verbose > 1:
-            callbacks.append(("progress_bar", EpochProgressBar()))
+        callbacks += progress_callbacks(self.verbose)  # progress lines, a bar (verbose=3)
         if self.early_stopping:
             if not self.validation_fraction:
                 raise ValueError("early_stopping needs a validation_fraction > 0")
@@ -332,6 +331,7 @@ class SiteNetMixin(DataHooksMixin):
         """
         if epochs is None:
             epochs = getattr(self, "n_epochs_", None) or self.max_epochs
+        self._loop_epochs = (len(self.history), epochs)  # what the progress lines count to
         return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
     def _record(self, values: dict[str, torch.Tensor], training: bool) -> None:

@@ -54,7 +54,10 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
             or default is None
             or default is False
             or default is argparse.SUPPRESS
-            or isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
+            or isinstance(
+                action,
+                (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._CountAction),
+            )
         ):
             return text
         return f"{text} (default: %(default)s)"
@@ -154,13 +157,22 @@ def resolve_max_atoms(args: argparse.Namespace) -> int:
 
 def set_quiet(model, args: argparse.Namespace):
     """A loaded model prints (featurization progress) as this command asks, not as it was saved."""
-    model.verbose = 0 if args.quiet else 2
+    model.verbose = 0 if args.quiet else 1
     return model
 
 
 def add_training_options(
     parser: argparse.ArgumentParser, validation_fraction: float | None
 ) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="by default a line every tenth of the training run (steps done / total, losses, "
+        "time left); -v adds a row per epoch (the epoch table), -vv also a bar over each "
+        "epoch's batches on a terminal",
+    )
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
     parser.add_argument(
         "--batch-pairs",

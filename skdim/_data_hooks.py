@@ -69,7 +69,7 @@ class DataHooksMixin:
             inputs = list(items.tolist() if hasattr(items, "iloc") else items)
             check_featurized(inputs, settings)
         else:
-            inputs = featurize(items, n_jobs=self.n_jobs, progress=self.verbose > 1, **settings)
+            inputs = featurize(items, n_jobs=self.n_jobs, progress=self.verbose > 0, **settings)
         return SiteNetDataset(inputs, y)
 
     def get_split_datasets(self, X: Any, y: Any = None, **fit_params: Any):

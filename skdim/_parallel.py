@@ -112,6 +112,6 @@ def _labels(structures: Any, n: int) -> list[Any]:
 
 
 def _progress_bar(total: int, enabled: bool):
-    from tqdm.auto import tqdm
+    from skdim._counter import counter  # a bar on a terminal, whole lines elsewhere
 
-    return tqdm(total=total, disable=not enabled, desc="featurize", unit="structure")
+    return counter(total, "featurize", "structure", enabled=enabled)

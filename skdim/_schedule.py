@@ -188,7 +188,7 @@ class PlateauSchedule(_StepSchedule):
         # end-of-epoch callback (checkpoint, printed row) has seen that epoch.
         if self.stop_:
             del net.history[-1]  # the row skorch has just opened for this epoch
-            if net.verbose:
+            if net.verbose > 1:  # at verbose=1 the progress line says why it stopped
                 print(
                     f"Stopping: no improvement of the monitored loss for {self.patience} "
                     f"epochs after {self.cuts} learning-rate cuts."

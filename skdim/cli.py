@@ -56,7 +56,7 @@ def _common(args: argparse.Namespace) -> dict:
         "validation_fraction": args.validation_fraction,
         "early_stopping": args.early_stopping,
         "n_jobs": args.n_jobs,
-        "verbose": 0 if args.quiet else 2,
+        "verbose": 0 if args.quiet else min(3, 1 + args.verbose),  # see skdim._progress
     }
 
 
@@ -397,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--structure-col", default="cif", help="CIF column of a CSV file")
         sub.add_argument("--n-jobs", type=int, default=1, help="processes for parsing/featurizing")
         sub.add_argument(
-            "--quiet", action="store_true", help="no progress bars or epoch table, only the result"
+            "--quiet", action="store_true", help="no progress lines or bars, only the result"
         )
     return parser
 

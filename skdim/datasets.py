@@ -107,7 +107,7 @@ def parse_structures(
     n_jobs : int or None, default=1
         Worker processes (joblib); -1 uses all cores.
     progress : bool, default=False
-        Show a tqdm progress bar.
+        Show progress: a bar on a terminal, a few whole lines otherwise.
 
     Returns
     -------
@@ -123,14 +123,14 @@ def parse_structures(
     >>> parse_structures(texts[1:], ["b"], fmt="poscar")[0].lattice.a
     4.12
     """
-    from tqdm.auto import tqdm
+    from skdim._counter import counter
 
     size = max(1, min(500, len(texts) // (8 * max(1, abs(n_jobs or 1)))))
     starts = range(0, len(texts), size)
     tasks = (delayed(_parse_chunk)(texts[i : i + size], fmt, labels[i : i + size]) for i in starts)
     structures: list[Structure] = []
     enabled = progress and len(texts) > 0  # no empty "parse: 0structure" bar
-    with tqdm(total=len(texts), disable=not enabled, desc="parse", unit="structure") as bar:
+    with counter(len(texts), "parse", "structure", enabled=enabled) as bar:
         for chunk in Parallel(n_jobs=n_jobs, return_as="generator")(tasks):
             structures.extend(chunk)
             bar.update(len(chunk))

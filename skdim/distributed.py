@@ -238,7 +238,7 @@ class DistributedDIMPretrainer(AccelerateMixin, DIMPretrainer):
         callbacks = super().get_default_callbacks()
         callbacks = [(n, cb) for n, cb in callbacks if n != "gradient_clip"]  # train_step clips
         if self.accelerator is not None and not self.accelerator.is_main_process:
-            callbacks = [(name, cb) for name, cb in callbacks if name != "progress_bar"]
+            callbacks = [(n, cb) for n, cb in callbacks if n not in ("progress", "progress_bar")]
         return callbacks
 
     # ---------------------------------------------------------- training

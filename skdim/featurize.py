@@ -278,7 +278,7 @@ def featurize(
         only for at least ``MIN_PER_WORKER`` (500) structures each: smaller
         inputs are featurized in this process (same results, same order).
     progress : bool, default=False
-        Show a tqdm progress bar.
+        Show progress: a bar on a terminal, a few whole lines otherwise.
     on_error : {"raise", "skip"}, default="raise"
         With "skip", an invalid structure gives ``None`` in its place and a
         single warning lists the skipped indices and reasons.

@@ -129,7 +129,13 @@ class DIMPretrainer(TransformerMixin, SiteNetMixin, NeuralNet):
     n_jobs : int, default=1
         Processes for featurization.
     verbose : int, default=1
-        0 silent, 1 epoch table, 2 adds progress bars.
+        What fitting prints. 0: nothing. 1: featurization progress and a
+        line about every tenth of the training run, each with the optimizer
+        steps done / total, the training (and validation) loss, the time
+        elapsed and the time left. 2: adds the epoch table, a row per epoch.
+        3: adds a bar over each epoch's batches, on a terminal only. Written
+        to a file or a pipe, the output is whole lines (no carriage returns,
+        bars or colours).
     callbacks : list or None, default=None
         Extra skorch callbacks.
     **kwargs

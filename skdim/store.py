@@ -176,9 +176,9 @@ def featurize_to_store(
         for k, items in chunks
         if not _finished(path, k, k * shard_size, items, done)
     )
-    from tqdm.auto import tqdm
+    from skdim._counter import counter
 
-    with tqdm(disable=not progress, desc="featurize", unit="structure") as bar:
+    with counter(None, "featurize", "structure", enabled=progress) as bar:
         bar.update(len(done) * shard_size)
         try:
             parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")

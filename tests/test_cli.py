@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -230,3 +231,27 @@ def test_help_shows_no_default_for_switches(command, capsys):
     assert "(default: True)" not in text and "(default: False)" not in text
     if command == "fit":
         assert "auto: 6 per labelled structure" in text  # the rule of auto_steps
+
+
+def test_fit_prints_few_whole_lines(data_home, tmp_path, capsys):
+    """``skdim fit`` into a file or a pipe: whole lines, about one a tenth of the run."""
+    out, folder = str(tmp_path / "reg"), str(data_home / "cod_cif10")  # 10 CIF files
+    argv = ["fit", folder, "--out", out, "--max-epochs", "30", "--batch-pairs", "20000"]
+    assert main([*argv, "--max-atoms", "20"]) == 0
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "\r" not in text and "\x1b" not in text and "\u2588" not in text  # no bar
+    lines = text.splitlines()
+    steps = [line for line in lines if line.startswith("step ")]
+    assert 5 <= len(steps) <= 10 and len(lines) <= len(steps) + 6, text
+    assert all(re.match(r"step [\d,]+/[\d,]+  epoch \d+/30 ", line) for line in steps), text
+    assert steps[-1].endswith("done") and captured.out.endswith(f"saved regressor to {out}\n")
+
+
+def test_verbose_levels_of_the_command_line():
+    from skdim.cli import _common
+
+    def level(*flags: str) -> int:
+        return _common(build_parser().parse_args(["fit", "DATA", "--out", "M", *flags]))["verbose"]
+
+    assert (level(), level("-v"), level("-vv"), level("-vvv"), level("--quiet")) == (1, 2, 3, 3, 0)
