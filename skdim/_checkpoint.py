@@ -9,12 +9,21 @@ A checkpoint directory holds skorch's ``params.pt``, ``optimizer.pt`` and
 - ``fingerprint.json``: a digest of the training data and of every setting
   that shapes training. A later ``fit`` resumes only when both match, and
   otherwise refuses with a clear error instead of returning the old model.
+
+:func:`checkpoint_run` wraps the training of ``fit``: it locks the directory
+(a second fit into it at the same time is refused) and turns a Ctrl-C, which
+skorch swallows, back into a KeyboardInterrupt once the last whole epoch is
+saved.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +33,10 @@ from skorch.callbacks import Callback, Checkpoint
 from skdim.nn.attention import legacy_parameter_names
 
 __all__ = [
+    "LOCK_FILE",
     "RandomStateCheckpoint",
     "check_fingerprint",
+    "checkpoint_run",
     "fingerprint",
     "make_checkpoint",
     "restore_random_state",
@@ -38,6 +49,8 @@ RESUMABLE_CHANGES = frozenset(
 )
 RANDOM_STATE_FILE = "random_state.json"
 FINGERPRINT_FILE = "fingerprint.json"
+#: Held by the fit that trains into a checkpoint directory.
+LOCK_FILE = "skdim.lock"
 
 
 class RandomStateCheckpoint(Callback):
@@ -195,6 +208,112 @@ def check_fingerprint(dirname: str | Path, current: dict[str, str]) -> None:
             f"checkpoint_dir {dirname} holds a run with other {what} than this fit; "
             "use a new checkpoint_dir (or delete this one) to train this model"
         )
+
+
+@contextlib.contextmanager
+def checkpoint_run(net, dataset, dirname: str | Path | None) -> Iterator[bool]:
+    """The training part of ``fit``: lock, fingerprint check, interrupt.
+
+    Parameters
+    ----------
+    net : skdim estimator
+        The estimator being fitted.
+    dataset : torch Dataset
+        Its training data (for :func:`fingerprint`).
+    dirname : path or None
+        ``checkpoint_dir``; None trains without checkpoints.
+
+    Yields
+    ------
+    bool
+        Whether ``dirname`` holds a run to resume.
+
+    Raises
+    ------
+    BlockingIOError
+        If another fit trains into ``dirname`` now (it holds ``skdim.lock``).
+    KeyboardInterrupt
+        On leaving, if Ctrl-C (SIGINT) interrupted training: skorch ends the
+        epoch loop quietly on it; the message says what the checkpoint kept.
+    """
+    owner = dirname is not None and net._writes_checkpoints()
+    with contextlib.ExitStack() as stack:
+        if owner:
+            stack.enter_context(_lock(Path(dirname)))
+        interrupted = stack.enter_context(_watch_interrupt())
+        resumable = (
+            dirname is not None and Path(dirname, "history.json").exists() and not net.warm_start
+        )
+        if owner:
+            current = fingerprint(net, dataset)
+            if not resumable:  # a new run: forget whatever the directory held
+                Path(dirname, FINGERPRINT_FILE).unlink(missing_ok=True)
+            check_fingerprint(dirname, current)
+        yield resumable
+    if interrupted:
+        raise KeyboardInterrupt(_interrupt_message(dirname))
+
+
+@contextlib.contextmanager
+def _lock(dirname: Path) -> Iterator[None]:
+    """Hold ``dirname/skdim.lock``; refuse at once when another process holds it."""
+    from filelock import FileLock, Timeout
+
+    dirname.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(dirname / LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise BlockingIOError(
+            f"checkpoint_dir {dirname} is in use by another fit (it holds {LOCK_FILE}); "
+            "wait for that fit to end, or use another checkpoint_dir"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def _watch_interrupt() -> Iterator[list]:
+    """Note a SIGINT (Ctrl-C) while training; yields a list that is non-empty after one.
+
+    The handler that was installed still runs (Python's raises
+    KeyboardInterrupt, which skorch catches). Outside the main thread, or when
+    SIGINT is ignored or left to the system, nothing is installed.
+    """
+    seen: list[bool] = []
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    if not callable(previous):  # SIG_IGN, SIG_DFL, or not set from Python
+        yield seen
+        return
+
+    def handler(signum, frame):
+        seen.append(True)
+        previous(signum, frame)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_message(dirname: str | Path | None) -> str:
+    if dirname is None:
+        return (
+            "training was interrupted; the model is partly trained. Set checkpoint_dir "
+            "(skdim fit/pretrain --checkpoint-dir) to keep each epoch and resume"
+        )
+    try:
+        epochs = len(json.loads(Path(dirname, "history.json").read_text()))
+    except (OSError, ValueError):
+        epochs = 0
+    return (
+        f"training was interrupted; checkpoint_dir {dirname} keeps the {epochs} whole "
+        "epochs before it: fit again with the same checkpoint_dir (the same command) to resume"
+    )
 
 
 def upgrade_optimizer_state(optimizer, state: dict, module: torch.nn.Module) -> dict:

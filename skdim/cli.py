@@ -426,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     int
         The exit status: 0 on success, 2 when the input or an option is
         invalid or training diverged (the error is printed to standard error
-        as one line, without a traceback; other errors keep theirs).
+        as one line, without a traceback; other errors keep theirs), 130 when
+        Ctrl-C interrupted it (what ``--checkpoint-dir`` kept is printed).
 
     Examples
     --------
@@ -450,6 +451,10 @@ def main(argv: list[str] | None = None) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"skdim {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as error:  # Ctrl-C: nothing saved to --out
+        detail = f": {error}" if str(error) else ""
+        print(f"skdim {args.command}: interrupted{detail}", file=sys.stderr)
+        return 130
     return 0
 
 
