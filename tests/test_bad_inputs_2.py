@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pandas as pd
@@ -17,6 +20,7 @@ from skorch.callbacks import Callback
 
 from skdim import SiteNetRegressor
 from skdim.cli import main
+from skdim.store import featurize_to_store
 
 FAST = {"batch_pairs": 8000, "verbose": 0, "random_state": 0}
 
@@ -106,3 +110,84 @@ def test_cli_ctrl_c_exits_130_without_saving(few_csv, tmp_path, capsys, monkeypa
     monkeypatch.setattr(SiteNetRegressor, "train_step", original)
     assert main(command) == 0  # resumes
     assert "saved regressor" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------- concurrency
+def hold_lock(file):
+    """Another process holding the lock ``file`` until a line arrives on its stdin."""
+    code = (
+        "import sys; from filelock import FileLock; lock = FileLock(sys.argv[1]); "
+        "lock.acquire(); print('held', flush=True); sys.stdin.readline(); lock.release()"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(file)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+def test_second_fit_into_a_checkpoint_dir_is_refused(few, tmp_path):
+    structures, labels = few
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    other = hold_lock(checkpoint / "skdim.lock")  # a fit running in another process
+    try:
+        model = SiteNetRegressor(max_epochs=1, checkpoint_dir=checkpoint, **FAST)
+        with pytest.raises(BlockingIOError, match=rf"checkpoint_dir {checkpoint} is in use"):
+            model.fit(structures, labels)
+        assert not (checkpoint / "history.json").exists()
+    finally:
+        other.communicate("\n")
+    model.fit(structures, labels)  # free again
+    assert (checkpoint / "history.json").exists()
+
+
+def test_second_featurization_into_a_store_waits(few, tmp_path):
+    structures, _ = few
+    path = tmp_path / "store"
+    path.mkdir()
+    other = hold_lock(path / "store.lock")  # a featurization running in another process
+    result = {}
+    thread = threading.Thread(
+        target=lambda: result.update(
+            store=featurize_to_store(list(structures), path, shard_size=4)
+        )
+    )
+    try:
+        thread.start()
+        thread.join(timeout=2)
+        assert thread.is_alive() and not list(path.glob("shard-*"))  # waiting
+    finally:
+        other.communicate("\n")
+    thread.join()
+    assert len(result["store"]) == len(structures)
+
+
+# --------------------------------------------------- a store of other input
+def test_complete_store_refuses_another_input(few, tmp_path):
+    structures = list(few[0])
+    path = tmp_path / "store"
+    featurize_to_store(structures[:6], path, shard_size=4)
+    assert len(featurize_to_store(structures[:6], path, shard_size=4)) == 6  # the same input
+    another = f"{path} is a complete store of another input: "
+    with pytest.raises(ValueError, match=rf"{another}.*shard-00001.npz .* inputs 4 to 5 given"):
+        featurize_to_store(structures[:4] + structures[6:8], path, shard_size=4)
+    with pytest.raises(ValueError, match=rf"{another}this input has 1 shards, not the 2"):
+        featurize_to_store(structures[:4], path, shard_size=4)
+    short = tmp_path / "short"
+    featurize_to_store(structures[:4], short, shard_size=4)
+    with pytest.raises(ValueError, match=r"short is a complete .* more than the 1 shards"):
+        featurize_to_store(structures, short, shard_size=4)
+
+
+def test_cli_featurize_refuses_another_input_into_a_complete_store(few, tmp_path, capsys):
+    structures, _ = few
+    first, second, store = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "st"
+    pd.DataFrame({"cif": [s.to(fmt="cif") for s in structures.iloc[:3]]}).to_csv(first)
+    pd.DataFrame({"cif": [s.to(fmt="cif") for s in structures.iloc[3:6]]}).to_csv(second)
+    assert main(["featurize", str(first), "--out", str(store), "--quiet"]) == 0
+    assert main(["featurize", str(second), "--out", str(store), "--quiet"]) == 2
+    assert f"{store} is a complete store of another input" in capsys.readouterr().err
