@@ -40,6 +40,7 @@ __all__ = [
     "fingerprint",
     "make_checkpoint",
     "restore_random_state",
+    "state_digest",
     "upgrade_optimizer_state",
 ]
 
@@ -170,8 +171,31 @@ def fingerprint(net, dataset) -> dict[str, str]:
         if name not in RESUMABLE_CHANGES
     }
     params["seed"] = repr(net._seed())
+    if getattr(net, "pretrained", None) is not None:  # its weights, not its repr or path
+        params["pretrained"] = net._pretrained_digest()
     settings = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
     return {"data": data.hexdigest(), "settings": settings.hexdigest()}
+
+
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 of a state dict: every tensor's name, dtype, shape and bytes.
+
+    Parameters
+    ----------
+    state : dict of str to torch.Tensor
+        Weights (on any device).
+
+    Returns
+    -------
+    str
+        Hex digest.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def check_fingerprint(dirname: str | Path, current: dict[str, str]) -> None:

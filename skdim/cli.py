@@ -37,9 +37,16 @@ from skdim._cli_support import (
 from skdim._version import __version__
 
 #: Errors caused by the input or the options (printed as one line, exit status 2):
-#: a missing file, a missing column, a bad value or type, a diverged training run.
-#: Any other exception is a bug and keeps its traceback.
-_USER_ERRORS = (FileNotFoundError, ValueError, TypeError, KeyError, FloatingPointError)
+#: a missing file, a missing column, a bad value or type, a diverged training run,
+#: a checkpoint directory in use. Any other exception is a bug and keeps its traceback.
+_USER_ERRORS = (
+    FileNotFoundError,
+    ValueError,
+    TypeError,
+    KeyError,
+    FloatingPointError,
+    BlockingIOError,
+)
 
 
 def _common(args: argparse.Namespace) -> dict:

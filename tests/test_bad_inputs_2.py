@@ -16,9 +16,11 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from sklearn.frozen import FrozenEstimator
 from skorch.callbacks import Callback
 
-from skdim import SiteNetRegressor
+from skdim import DIMPretrainer, SiteNetRegressor
 from skdim.cli import main
 from skdim.store import featurize_to_store
 
@@ -191,3 +193,32 @@ def test_cli_featurize_refuses_another_input_into_a_complete_store(few, tmp_path
     assert main(["featurize", str(first), "--out", str(store), "--quiet"]) == 0
     assert main(["featurize", str(second), "--out", str(store), "--quiet"]) == 2
     assert f"{store} is a complete store of another input" in capsys.readouterr().err
+
+
+# ------------------------------------------- the fingerprint of a pretrained encoder
+def test_checkpoint_from_another_pretrained_encoder_is_not_resumed(
+    few, fitted_pretrainer, tmp_path
+):
+    structures, labels = few
+    source = tmp_path / "dim"
+    fitted_pretrainer.save(source)
+    frozen = FrozenEstimator(DIMPretrainer.load(source))
+
+    def resave():  # an encoder with equal parameters, other weights, to the same path
+        DIMPretrainer(**fitted_pretrainer.get_params()).fit(structures).save(source)
+
+    def retrain():  # the same FrozenEstimator (the same repr), other weights
+        with torch.no_grad():
+            for parameter in frozen.estimator.module_.encoder.parameters():
+                parameter.add_(0.01)
+
+    for name, pretrained, change in [("path", str(source), resave), ("frozen", frozen, retrain)]:
+        checkpoint = tmp_path / name
+        options = {"max_epochs": 1, "checkpoint_dir": checkpoint, **FAST}
+        SiteNetRegressor(pretrained=pretrained, **options).fit(structures, labels)
+        change()
+        model = SiteNetRegressor(pretrained=pretrained, **options)
+        with pytest.raises(
+            ValueError, match=rf"checkpoint_dir {checkpoint} holds a run with other settings"
+        ):
+            model.fit(structures, labels)
