@@ -19,6 +19,7 @@ LAYERS = {
         "skdim._pairs",
         "skdim._featurize_settings",
         "skdim._parallel",
+        "skdim._structure_files",
         "skdim.featurize",
         "skdim.datasets",
         "skdim.overlap",

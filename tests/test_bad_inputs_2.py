@@ -8,6 +8,7 @@ right result where there used to be a silent wrong one.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from skorch.callbacks import Callback
 
 from skdim import DIMPretrainer, SiteNetRegressor
 from skdim.cli import main
+from skdim.datasets import load_structure_folder
 from skdim.store import featurize_to_store
 
 FAST = {"batch_pairs": 8000, "verbose": 0, "random_state": 0}
@@ -222,3 +224,36 @@ def test_checkpoint_from_another_pretrained_encoder_is_not_resumed(
             ValueError, match=rf"checkpoint_dir {checkpoint} holds a run with other settings"
         ):
             model.fit(structures, labels)
+
+
+# ------------------------------------------------------- structure files
+def poscar_folder(data_home, tmp_path, counts):
+    """A folder holding one JARVIS POSCAR (V Se2, 3 atoms) with its counts line replaced."""
+    lines = (data_home / "jarvis_poscar50" / "POSCAR-JVASP-10.vasp").read_text().splitlines()
+    assert lines[6] == "1 2"
+    lines[6] = counts
+    (tmp_path / "POSCAR-JVASP-10.vasp").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize(("counts", "total"), [("1 1", 2), ("3 4", 7)])
+def test_poscar_counts_must_match_its_coordinates(data_home, tmp_path, counts, total):
+    folder = poscar_folder(data_home, tmp_path, counts)
+    message = (
+        rf"could not parse structure 'POSCAR-JVASP-10.vasp': its counts line \(line 7: "
+        rf"'{counts}'\) adds up to {total} atoms, but 3 coordinate lines follow"
+    )
+    with pytest.raises(ValueError, match=message):
+        load_structure_folder(folder, id_prop=None)
+
+
+def test_every_shipped_poscar_passes_the_count_check(data_home):
+    structures, _ = load_structure_folder(data_home / "jarvis_poscar50")
+    assert len(structures) == 50
+
+
+def test_binary_cif_in_a_folder_is_named(data_home, tmp_path):
+    shutil.copy(data_home / "cod_cif10" / "1000041.cif", tmp_path / "1000041.cif")
+    (tmp_path / "scan.cif").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    with pytest.raises(ValueError, match=r"scan.cif is not a text structure file"):
+        load_structure_folder(tmp_path, id_prop=None)
