@@ -24,6 +24,7 @@ from skorch.callbacks import Callback
 from skdim import DIMPretrainer, SiteNetRegressor
 from skdim.cli import main
 from skdim.datasets import load_structure_folder
+from skdim.featurize import available_properties, featurize
 from skdim.store import featurize_to_store
 
 FAST = {"batch_pairs": 8000, "verbose": 0, "random_state": 0}
@@ -257,3 +258,26 @@ def test_binary_cif_in_a_folder_is_named(data_home, tmp_path):
     (tmp_path / "scan.cif").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
     with pytest.raises(ValueError, match=r"scan.cif is not a text structure file"):
         load_structure_folder(tmp_path, id_prop=None)
+
+
+# ---------------------------------------------- features of other settings
+def test_predict_refuses_features_of_another_max_atoms(few, fitted_regressor):
+    structures, _ = few
+    assert fitted_regressor.featurization_["max_atoms"] == 50
+    inputs = featurize(structures, max_atoms=30)  # smaller: the sizes cannot tell
+    with pytest.raises(ValueError, match=r"X was featurized with max_atoms=30, but .*=50"):
+        fitted_regressor.predict(inputs)
+    assert fitted_regressor.predict(featurize(structures)).shape == (len(structures),)
+
+
+def test_predict_refuses_features_of_another_site_property_of_the_same_width(
+    few, fitted_regressor
+):
+    structures, _ = few
+    properties = list(fitted_regressor.featurization_["site_properties"])
+    properties[0] = next(p for p in available_properties() if p not in properties)
+    inputs = featurize(structures, site_properties=properties)
+    with pytest.raises(ValueError, match=rf"featurized with site_properties=\('{properties[0]}'"):
+        fitted_regressor.predict(inputs)
+    with pytest.raises(ValueError, match=r"featurized with site_properties="):
+        SiteNetRegressor(max_epochs=1, **FAST).fit(inputs, few[1])
