@@ -30,6 +30,7 @@ from skorch.utils import TeeGenerator
 
 from skdim._checkpoint import (
     RandomStateCheckpoint,
+    check_torch_files,
     checkpoint_run,
     make_checkpoint,
     restore_random_state,
@@ -428,6 +429,7 @@ class SiteNetMixin(DataHooksMixin):
         """
         if kwargs.get("checkpoint") is not None and not self.initialized_:
             self.initialize()
+        check_torch_files(self, kwargs)  # errors name the file, never quote torch's advice
         handles = []
         for name in self._optimizers if self.initialized_ else ():
             optimizer = getattr(self, name + "_", None)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import pickle
 import signal
 import threading
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ __all__ = [
     "LOCK_FILE",
     "RandomStateCheckpoint",
     "check_fingerprint",
+    "check_torch_files",
     "checkpoint_run",
     "fingerprint",
     "make_checkpoint",
@@ -121,18 +123,77 @@ def restore_random_state(net, dirname: str | Path) -> None:
             f"{path} is missing: the checkpoint in {dirname} cannot be resumed exactly; "
             "delete the directory to start again"
         )
-    state = json.loads(path.read_text())
-    if state["epoch"] != len(net.history):
+    try:
+        state = json.loads(path.read_text())
+        epoch, torch_state, sampler = state["epoch"], state["torch"], state["sampler"]
+        torch_state = torch.tensor(torch_state, dtype=torch.uint8)
+    except (ValueError, KeyError, TypeError, RecursionError, RuntimeError, OverflowError) as error:
         raise ValueError(
-            f"{path} belongs to epoch {state['epoch']} but the history in {dirname} has "
+            f"{path} is damaged ({type(error).__name__}: {error!s:.200}); the checkpoint in "
+            f"{dirname} cannot be resumed exactly; delete the directory to start again"
+        ) from None
+    if epoch != len(net.history):
+        raise ValueError(
+            f"{path} belongs to epoch {epoch} but the history in {dirname} has "
             f"{len(net.history)} epochs (an interrupted write?); delete the directory to start "
             "again"
         )
-    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
-    if state["sampler"] is not None:
-        rng = np.random.default_rng()
-        rng.bit_generator.state = state["sampler"]
-        net.sampler_rng_ = rng
+    try:
+        torch.set_rng_state(torch_state)
+        if sampler is not None:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = sampler
+            net.sampler_rng_ = rng
+    except (ValueError, KeyError, TypeError, RuntimeError) as error:
+        raise ValueError(
+            f"{path} holds no valid random state ({type(error).__name__}: {error!s:.200}); "
+            f"delete {dirname} to start again"
+        ) from None
+
+
+def check_torch_files(net, kwargs: dict) -> None:
+    """Read the torch files ``load_params(**kwargs)`` will load, refusing one by name.
+
+    skorch would raise torch's own UnpicklingError, whose advice (load with
+    ``weights_only=False``) is what a hostile file wants; a damaged file
+    would give an error that does not name it.
+
+    Parameters
+    ----------
+    net : skdim estimator
+        The estimator about to load.
+    kwargs : dict
+        The keyword arguments of ``load_params``.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and what torch's unpickler refused in it.
+    """
+    from skdim.persistence import unpickling_detail
+
+    checkpoint = kwargs.get("checkpoint")
+    keys = ("f_params", "f_optimizer", "f_criterion")
+    files = kwargs
+    if checkpoint is not None:  # names without placeholders (skdim's), in its directory
+        names = {key: getattr(checkpoint, key, None) for key in keys}
+        files = {k: Path(checkpoint.dirname, v) for k, v in names.items() if isinstance(v, str)}
+    for key in keys:
+        file = files.get(key)
+        if not isinstance(file, (str, Path)) or not Path(file).is_file():
+            continue
+        try:
+            torch.load(file, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            raise ValueError(
+                f"{file} holds objects other than tensors, or is damaged; refused (checkpoint "
+                f"files are loaded with weights_only=True): {unpickling_detail(error)}"
+            ) from None
+        except (EOFError, RuntimeError, ValueError, KeyError, IndexError, TypeError) as error:
+            raise ValueError(
+                f"{file} is truncated or not a torch file ({type(error).__name__}: "
+                f"{error!s:.200}); delete the checkpoint directory to start again"
+            ) from None
 
 
 def fingerprint(net, dataset) -> dict[str, str]:

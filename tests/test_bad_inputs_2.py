@@ -8,6 +8,7 @@ right result where there used to be a silent wrong one.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -281,3 +282,72 @@ def test_predict_refuses_features_of_another_site_property_of_the_same_width(
         fitted_regressor.predict(inputs)
     with pytest.raises(ValueError, match=r"featurized with site_properties="):
         SiteNetRegressor(max_epochs=1, **FAST).fit(inputs, few[1])
+
+
+# ------------------------------------------------- weights and checkpoints
+@pytest.fixture(scope="module")
+def saved_regressor(fitted_regressor, tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "reg"
+    fitted_regressor.save(path)
+    return path
+
+
+def copy_of(saved, tmp_path):
+    target = tmp_path / saved.name
+    shutil.copytree(saved, target)
+    return target
+
+
+def test_nan_in_weights_is_refused_on_load(saved_regressor, tmp_path):
+    path = copy_of(saved_regressor, tmp_path)
+    state = torch.load(path / "weights.pt", weights_only=True)
+    name = sorted(state)[3]
+    state[name].view(-1)[0] = float("nan")
+    torch.save(state, path / "weights.pt")
+    with pytest.raises(ValueError, match=rf"weights.pt in {path} holds NaN .* in {name}"):
+        SiteNetRegressor.load(path)
+
+
+def test_pickled_function_in_weights_is_named_not_truncated(saved_regressor, tmp_path):
+    path = copy_of(saved_regressor, tmp_path)
+    torch.save({"encoder.x": os.system}, path / "weights.pt")
+    with pytest.raises(
+        ValueError, match=r"holds objects other than tensors.*GLOBAL posix.system"
+    ) as info:
+        SiteNetRegressor.load(path)
+    assert "truncated" not in str(info.value) and "weights_only=False" not in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(few, tmp_path_factory):
+    """A checkpoint directory of one epoch (a fit of two epochs resumes from it)."""
+    structures, labels = few
+    path = tmp_path_factory.mktemp("ckpt") / "ckpt"
+    SiteNetRegressor(max_epochs=1, checkpoint_dir=path, **FAST).fit(structures, labels)
+    return path
+
+
+@pytest.mark.parametrize("name", ["params.pt", "optimizer.pt"])
+def test_hostile_checkpoint_file_is_named(few, checkpoint, tmp_path, name):
+    structures, labels = few
+    path = copy_of(checkpoint, tmp_path)
+    torch.save({"state": os.system}, path / name)
+    model = SiteNetRegressor(max_epochs=2, checkpoint_dir=path, **FAST)
+    with pytest.raises(
+        ValueError, match=rf"{path / name} holds objects other than tensors"
+    ) as info:
+        model.fit(structures, labels)
+    assert "weights_only=False" not in str(info.value)
+    (path / name).write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(ValueError, match=rf"{path / name} is truncated or not a torch file"):
+        model.fit(structures, labels)
+
+
+@pytest.mark.parametrize("text", ["{", "[]", '{"epoch": 1, "torch": "x", "sampler": null}'])
+def test_bad_random_state_json_is_named(few, checkpoint, tmp_path, text):
+    structures, labels = few
+    path = copy_of(checkpoint, tmp_path)
+    (path / "random_state.json").write_text(text)
+    model = SiteNetRegressor(max_epochs=2, checkpoint_dir=path, **FAST)
+    with pytest.raises(ValueError, match=rf"{path / 'random_state.json'} (is damaged|holds no)"):
+        model.fit(structures, labels)
