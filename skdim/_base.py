@@ -14,7 +14,6 @@ the run and resume from a checkpoint. Parameter constraints are in
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -31,8 +30,8 @@ from skorch.utils import TeeGenerator
 
 from skdim._checkpoint import (
     RandomStateCheckpoint,
-    check_fingerprint,
-    fingerprint,
+    check_torch_files,
+    checkpoint_run,
     make_checkpoint,
     restore_random_state,
     upgrade_optimizer_state,
@@ -356,6 +355,11 @@ class SiteNetMixin(DataHooksMixin):
     def fit(self, X: Any, y: Any = None, **fit_params: Any):
         """Featurize X, then train; resumes from ``checkpoint_dir`` if it holds a run.
 
+        Ctrl-C stops training at once and raises KeyboardInterrupt (skorch
+        alone would return the partly trained model): ``checkpoint_dir``
+        then keeps every whole epoch, and the same fit resumes from there.
+        Only one fit at a time may train into a ``checkpoint_dir``.
+
         Parameters
         ----------
         X : sequence of Structure, single-column DataFrame, or featurized inputs
@@ -382,24 +386,16 @@ class SiteNetMixin(DataHooksMixin):
         with torch.random.fork_rng(devices=devices), thread_policy():
             torch.manual_seed(self._seed())
             checkpoint = self._checkpoint()
-            resumable = (
-                checkpoint is not None
-                and Path(checkpoint.dirname, "history.json").exists()
-                and not self.warm_start
-            )
-            if checkpoint is not None and self._writes_checkpoints():
-                current = fingerprint(self, dataset)
-                if not resumable:  # a new run: forget whatever the directory held
-                    Path(checkpoint.dirname, "fingerprint.json").unlink(missing_ok=True)
-                check_fingerprint(checkpoint.dirname, current)
-            if resumable:
-                self._resume(dataset, checkpoint, **fit_params)
-            else:  # skorch's fit, with the starting weights set after initialize
-                if not self.warm_start or not self.initialized_:
-                    self.initialize()
-                    self._initial_weights()
-                with self._resolved_device():
-                    self.partial_fit(dataset, None, **fit_params)
+            dirname = None if checkpoint is None else checkpoint.dirname
+            with checkpoint_run(self, dataset, dirname) as resumable:  # lock, Ctrl-C
+                if resumable:
+                    self._resume(dataset, checkpoint, **fit_params)
+                else:  # skorch's fit, with the starting weights set after initialize
+                    if not self.warm_start or not self.initialized_:
+                        self.initialize()
+                        self._initial_weights()
+                    with self._resolved_device():
+                        self.partial_fit(dataset, None, **fit_params)
         self._check_finite_weights()
         return self
 
@@ -433,6 +429,7 @@ class SiteNetMixin(DataHooksMixin):
         """
         if kwargs.get("checkpoint") is not None and not self.initialized_:
             self.initialize()
+        check_torch_files(self, kwargs)  # errors name the file, never quote torch's advice
         handles = []
         for name in self._optimizers if self.initialized_ else ():
             optimizer = getattr(self, name + "_", None)

@@ -9,12 +9,22 @@ A checkpoint directory holds skorch's ``params.pt``, ``optimizer.pt`` and
 - ``fingerprint.json``: a digest of the training data and of every setting
   that shapes training. A later ``fit`` resumes only when both match, and
   otherwise refuses with a clear error instead of returning the old model.
+
+:func:`checkpoint_run` wraps the training of ``fit``: it locks the directory
+(a second fit into it at the same time is refused) and turns a Ctrl-C, which
+skorch swallows, back into a KeyboardInterrupt once the last whole epoch is
+saved.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import pickle
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +34,15 @@ from skorch.callbacks import Callback, Checkpoint
 from skdim.nn.attention import legacy_parameter_names
 
 __all__ = [
+    "LOCK_FILE",
     "RandomStateCheckpoint",
     "check_fingerprint",
+    "check_torch_files",
+    "checkpoint_run",
     "fingerprint",
     "make_checkpoint",
     "restore_random_state",
+    "state_digest",
     "upgrade_optimizer_state",
 ]
 
@@ -38,6 +52,8 @@ RESUMABLE_CHANGES = frozenset(
 )
 RANDOM_STATE_FILE = "random_state.json"
 FINGERPRINT_FILE = "fingerprint.json"
+#: Held by the fit that trains into a checkpoint directory.
+LOCK_FILE = "skdim.lock"
 
 
 class RandomStateCheckpoint(Callback):
@@ -107,18 +123,77 @@ def restore_random_state(net, dirname: str | Path) -> None:
             f"{path} is missing: the checkpoint in {dirname} cannot be resumed exactly; "
             "delete the directory to start again"
         )
-    state = json.loads(path.read_text())
-    if state["epoch"] != len(net.history):
+    try:
+        state = json.loads(path.read_text())
+        epoch, torch_state, sampler = state["epoch"], state["torch"], state["sampler"]
+        torch_state = torch.tensor(torch_state, dtype=torch.uint8)
+    except (ValueError, KeyError, TypeError, RecursionError, RuntimeError, OverflowError) as error:
         raise ValueError(
-            f"{path} belongs to epoch {state['epoch']} but the history in {dirname} has "
+            f"{path} is damaged ({type(error).__name__}: {error!s:.200}); the checkpoint in "
+            f"{dirname} cannot be resumed exactly; delete the directory to start again"
+        ) from None
+    if epoch != len(net.history):
+        raise ValueError(
+            f"{path} belongs to epoch {epoch} but the history in {dirname} has "
             f"{len(net.history)} epochs (an interrupted write?); delete the directory to start "
             "again"
         )
-    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
-    if state["sampler"] is not None:
-        rng = np.random.default_rng()
-        rng.bit_generator.state = state["sampler"]
-        net.sampler_rng_ = rng
+    try:
+        torch.set_rng_state(torch_state)
+        if sampler is not None:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = sampler
+            net.sampler_rng_ = rng
+    except (ValueError, KeyError, TypeError, RuntimeError) as error:
+        raise ValueError(
+            f"{path} holds no valid random state ({type(error).__name__}: {error!s:.200}); "
+            f"delete {dirname} to start again"
+        ) from None
+
+
+def check_torch_files(net, kwargs: dict) -> None:
+    """Read the torch files ``load_params(**kwargs)`` will load, refusing one by name.
+
+    skorch would raise torch's own UnpicklingError, whose advice (load with
+    ``weights_only=False``) is what a hostile file wants; a damaged file
+    would give an error that does not name it.
+
+    Parameters
+    ----------
+    net : skdim estimator
+        The estimator about to load.
+    kwargs : dict
+        The keyword arguments of ``load_params``.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and what torch's unpickler refused in it.
+    """
+    from skdim.persistence import unpickling_detail
+
+    checkpoint = kwargs.get("checkpoint")
+    keys = ("f_params", "f_optimizer", "f_criterion")
+    files = kwargs
+    if checkpoint is not None:  # names without placeholders (skdim's), in its directory
+        names = {key: getattr(checkpoint, key, None) for key in keys}
+        files = {k: Path(checkpoint.dirname, v) for k, v in names.items() if isinstance(v, str)}
+    for key in keys:
+        file = files.get(key)
+        if not isinstance(file, (str, Path)) or not Path(file).is_file():
+            continue
+        try:
+            torch.load(file, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            raise ValueError(
+                f"{file} holds objects other than tensors, or is damaged; refused (checkpoint "
+                f"files are loaded with weights_only=True): {unpickling_detail(error)}"
+            ) from None
+        except (EOFError, RuntimeError, ValueError, KeyError, IndexError, TypeError) as error:
+            raise ValueError(
+                f"{file} is truncated or not a torch file ({type(error).__name__}: "
+                f"{error!s:.200}); delete the checkpoint directory to start again"
+            ) from None
 
 
 def fingerprint(net, dataset) -> dict[str, str]:
@@ -157,8 +232,31 @@ def fingerprint(net, dataset) -> dict[str, str]:
         if name not in RESUMABLE_CHANGES
     }
     params["seed"] = repr(net._seed())
+    if getattr(net, "pretrained", None) is not None:  # its weights, not its repr or path
+        params["pretrained"] = net._pretrained_digest()
     settings = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
     return {"data": data.hexdigest(), "settings": settings.hexdigest()}
+
+
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 of a state dict: every tensor's name, dtype, shape and bytes.
+
+    Parameters
+    ----------
+    state : dict of str to torch.Tensor
+        Weights (on any device).
+
+    Returns
+    -------
+    str
+        Hex digest.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def check_fingerprint(dirname: str | Path, current: dict[str, str]) -> None:
@@ -195,6 +293,112 @@ def check_fingerprint(dirname: str | Path, current: dict[str, str]) -> None:
             f"checkpoint_dir {dirname} holds a run with other {what} than this fit; "
             "use a new checkpoint_dir (or delete this one) to train this model"
         )
+
+
+@contextlib.contextmanager
+def checkpoint_run(net, dataset, dirname: str | Path | None) -> Iterator[bool]:
+    """The training part of ``fit``: lock, fingerprint check, interrupt.
+
+    Parameters
+    ----------
+    net : skdim estimator
+        The estimator being fitted.
+    dataset : torch Dataset
+        Its training data (for :func:`fingerprint`).
+    dirname : path or None
+        ``checkpoint_dir``; None trains without checkpoints.
+
+    Yields
+    ------
+    bool
+        Whether ``dirname`` holds a run to resume.
+
+    Raises
+    ------
+    BlockingIOError
+        If another fit trains into ``dirname`` now (it holds ``skdim.lock``).
+    KeyboardInterrupt
+        On leaving, if Ctrl-C (SIGINT) interrupted training: skorch ends the
+        epoch loop quietly on it; the message says what the checkpoint kept.
+    """
+    owner = dirname is not None and net._writes_checkpoints()
+    with contextlib.ExitStack() as stack:
+        if owner:
+            stack.enter_context(_lock(Path(dirname)))
+        interrupted = stack.enter_context(_watch_interrupt())
+        resumable = (
+            dirname is not None and Path(dirname, "history.json").exists() and not net.warm_start
+        )
+        if owner:
+            current = fingerprint(net, dataset)
+            if not resumable:  # a new run: forget whatever the directory held
+                Path(dirname, FINGERPRINT_FILE).unlink(missing_ok=True)
+            check_fingerprint(dirname, current)
+        yield resumable
+    if interrupted:
+        raise KeyboardInterrupt(_interrupt_message(dirname))
+
+
+@contextlib.contextmanager
+def _lock(dirname: Path) -> Iterator[None]:
+    """Hold ``dirname/skdim.lock``; refuse at once when another process holds it."""
+    from filelock import FileLock, Timeout
+
+    dirname.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(dirname / LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise BlockingIOError(
+            f"checkpoint_dir {dirname} is in use by another fit (it holds {LOCK_FILE}); "
+            "wait for that fit to end, or use another checkpoint_dir"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def _watch_interrupt() -> Iterator[list]:
+    """Note a SIGINT (Ctrl-C) while training; yields a list that is non-empty after one.
+
+    The handler that was installed still runs (Python's raises
+    KeyboardInterrupt, which skorch catches). Outside the main thread, or when
+    SIGINT is ignored or left to the system, nothing is installed.
+    """
+    seen: list[bool] = []
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    if not callable(previous):  # SIG_IGN, SIG_DFL, or not set from Python
+        yield seen
+        return
+
+    def handler(signum, frame):
+        seen.append(True)
+        previous(signum, frame)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_message(dirname: str | Path | None) -> str:
+    if dirname is None:
+        return (
+            "training was interrupted; the model is partly trained. Set checkpoint_dir "
+            "(skdim fit/pretrain --checkpoint-dir) to keep each epoch and resume"
+        )
+    try:
+        epochs = len(json.loads(Path(dirname, "history.json").read_text()))
+    except (OSError, ValueError):
+        epochs = 0
+    return (
+        f"training was interrupted; checkpoint_dir {dirname} keeps the {epochs} whole "
+        "epochs before it: fit again with the same checkpoint_dir (the same command) to resume"
+    )
 
 
 def upgrade_optimizer_state(optimizer, state: dict, module: torch.nn.Module) -> dict:

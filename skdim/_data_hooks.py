@@ -13,7 +13,11 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader, Subset
 
-from skdim._featurize_settings import FEATURIZATION_DEFAULTS, check_featurized
+from skdim._featurize_settings import (
+    FEATURIZATION_DEFAULTS,
+    check_featurized,
+    check_same_settings,
+)
 from skdim._inputs import as_structures, is_featurized, is_torch_dataset
 from skdim._schedule import auto_steps
 from skdim.data import PairBudgetBatchSampler, SiteNetDataset, collate_sitenet, item_sizes
@@ -66,6 +70,7 @@ class DataHooksMixin:
             return X
         items, _ = as_structures(X)
         if is_featurized(items):
+            check_same_settings(getattr(X, "featurization", None), settings)
             inputs = list(items.tolist() if hasattr(items, "iloc") else items)
             check_featurized(inputs, settings)
         else:

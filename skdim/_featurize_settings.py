@@ -84,6 +84,58 @@ DEFAULTS = FeaturizationSettings()
 FEATURIZATION_DEFAULTS = DEFAULTS.as_dict()
 
 
+class FeaturizedInputs(list):
+    """What :func:`skdim.featurize.featurize` returns: a list that knows its settings.
+
+    SiteNetInput records do not carry their featurization settings, so the
+    estimators can tell another ``max_atoms`` or another site property of the
+    same width only from this attribute; a plain list (a slice, a Series)
+    made from it no longer has it.
+
+    Parameters
+    ----------
+    items : iterable of SiteNetInput or None
+        The featurized structures.
+    featurization : dict
+        The settings that made them (as :func:`check_params` returns them).
+    """
+
+    def __init__(self, items=(), featurization: dict | None = None):
+        super().__init__(items)
+        self.featurization = featurization
+
+
+def check_same_settings(found: dict | None, settings: dict, what: str = "X") -> None:
+    """Refuse inputs featurized with other settings, naming the first that differs.
+
+    Parameters
+    ----------
+    found : dict or None
+        The settings the inputs were made with (None: unknown, not checked).
+    settings : dict
+        The estimator's settings.
+    what : str, default="X"
+        How the message names the inputs.
+
+    Raises
+    ------
+    ValueError
+        Naming the setting and both values.
+    """
+    if found is None:
+        return
+    for name, value in settings.items():
+        other = found.get(name)
+        other = tuple(other) if isinstance(other, list) else other
+        mine = tuple(value) if isinstance(value, list) else value
+        if other != mine:
+            raise ValueError(
+                f"{what} was featurized with {name}={other!r}, but this estimator uses "
+                f"{name}={mine!r}: featurize with the estimator's settings "
+                "(featurize(structures, **model.featurization_)) or pass the structures"
+            )
+
+
 def check_featurized(inputs: list, settings: dict) -> None:
     """Refuse featurized inputs that another featurization produced.
 

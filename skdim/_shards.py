@@ -14,6 +14,7 @@ Layout of a store directory::
                         fingerprint of the shard's input (see
                         :func:`input_fingerprint`); a shard is finished when
                         this file exists
+    store.lock          held by the run that writes the store
 
 Both shard files are written under a ``.tmp`` name, synced and renamed, the
 ``.npz`` last, so an interrupted run never leaves a shard that looks finished.
@@ -24,10 +25,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,8 @@ from skdim.featurize import SiteNetInput, featurize_structure
 
 FORMAT_VERSION = 2
 MANIFEST = "store.json"
+#: Held by the run that featurizes into the store.
+LOCK_FILE = "store.lock"
 _DTYPES = (np.int64, np.int64, np.float32, np.float32)
 #: Errors that make ``on_error="skip"`` skip a structure. Besides invalid input
 #: (TypeError, ValueError), a few of the 10^5 structures of matbench_mp_gap make
@@ -102,6 +106,68 @@ def input_fingerprint(items: Iterable[Any]) -> str:
         digest.update(len(data).to_bytes(8, "little"))
         digest.update(data)
     return digest.hexdigest()
+
+
+class Chunks:
+    """(k, inputs of shard k) from any iterable; ``count`` is set once it is exhausted.
+
+    Parameters
+    ----------
+    items : iterable
+        The inputs (a pandas Series by its values).
+    size : int
+        Inputs per shard.
+    """
+
+    def __init__(self, items: Iterable[Any], size: int):
+        self.items = iter(items.to_numpy() if hasattr(items, "iloc") else items)
+        self.size, self.count = size, 0
+
+    def __iter__(self) -> Iterator[tuple[int, list]]:
+        while chunk := list(itertools.islice(self.items, self.size)):
+            yield self.count, chunk
+            self.count += 1
+
+
+def check_same_input(path: Path, manifest: dict, items: Iterable[Any], shard_size: int) -> None:
+    """Refuse another input than the one a complete store was featurized from.
+
+    Parameters
+    ----------
+    path : Path
+        The store directory.
+    manifest : dict
+        Its complete ``store.json``.
+    items : iterable
+        The input given now (only fingerprinted, never featurized).
+    shard_size : int
+        Inputs per shard.
+
+    Raises
+    ------
+    ValueError
+        Naming the first shard whose input differs, or the counts of shards.
+    """
+    expected = [shard["input_sha256"] for shard in manifest["shards"]]
+    chunks = Chunks(items, shard_size)
+    for k, chunk in chunks:
+        if k >= len(expected):
+            what = f"this input has more than the {len(expected)} shards it holds"
+            break
+        if input_fingerprint(chunk) != expected[k]:
+            what = (
+                f"{shard_stem(path, k).with_suffix('.npz')} was featurized from other inputs "
+                f"than inputs {k * shard_size} to {k * shard_size + len(chunk) - 1} given now"
+            )
+            break
+    else:
+        if chunks.count == len(expected):
+            return
+        what = f"this input has {chunks.count} shards, not the {len(expected)} it holds"
+    raise ValueError(
+        f"{path} is a complete store of another input: {what}. Use a new directory for "
+        "this input, or delete the store to featurize it again."
+    )
 
 
 def _input_bytes(item: Any) -> bytes:

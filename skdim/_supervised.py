@@ -14,6 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from skorch.callbacks import Callback
 
 from skdim._base import SiteNetMixin
+from skdim._checkpoint import state_digest
 from skdim._featurize_settings import FEATURIZATION_DEFAULTS
 from skdim._inputs import align_targets, as_structures, check_targets
 from skdim.nn import PRESETS, SiteNetEnsemble, ensemble_members
@@ -202,6 +203,10 @@ class SupervisedMixin(SiteNetMixin):
     def _restore_fitted(self, state: dict) -> None:
         super()._restore_fitted(state)
         self.architecture_ = dict(state["architecture"])
+
+    def _pretrained_digest(self) -> str:
+        """sha256 of the pretrained encoder's weights (part of the checkpoint fingerprint)."""
+        return state_digest(PretrainedSource(self.pretrained).encoder_state())
 
     def _initial_weights(self) -> None:
         """A new fit starts from the pretrained encoder, if there is one."""

@@ -38,9 +38,16 @@ from skdim._cli_support import (
 from skdim._version import __version__
 
 #: Errors caused by the input or the options (printed as one line, exit status 2):
-#: a missing file, a missing column, a bad value or type, a diverged training run.
-#: Any other exception is a bug and keeps its traceback.
-_USER_ERRORS = (FileNotFoundError, ValueError, TypeError, KeyError, FloatingPointError)
+#: a missing file, a missing column, a bad value or type, a diverged training run,
+#: a checkpoint directory in use. Any other exception is a bug and keeps its traceback.
+_USER_ERRORS = (
+    FileNotFoundError,
+    ValueError,
+    TypeError,
+    KeyError,
+    FloatingPointError,
+    BlockingIOError,
+)
 
 
 def _common(args: argparse.Namespace) -> dict:
@@ -415,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     int
         The exit status: 0 on success, 2 when the input or an option is
         invalid or training diverged (the error is printed to standard error
-        as one line, without a traceback; other errors keep theirs).
+        as one line, without a traceback; other errors keep theirs), 130 when
+        Ctrl-C interrupted it (what ``--checkpoint-dir`` kept is printed).
 
     Examples
     --------
@@ -439,6 +447,10 @@ def main(argv: list[str] | None = None) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"skdim {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as error:  # Ctrl-C: nothing saved to --out
+        detail = f": {error}" if str(error) else ""
+        print(f"skdim {args.command}: interrupted{detail}", file=sys.stderr)
+        return 130
     return 0
 
 

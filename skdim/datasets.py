@@ -18,6 +18,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from pymatgen.core import Structure
 
+from skdim._structure_files import check_poscar_counts, read_structure_file
 from skdim.featurize import SiteNetInput
 
 __all__ = [
@@ -74,6 +75,8 @@ def get_data_home(path: str | os.PathLike | None = None) -> Path:
 
 
 def _parse_one(text: str, fmt: str, label: object) -> Structure:
+    if fmt == "poscar":
+        check_poscar_counts(text, label)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # CIF rounding notices, one per file
@@ -317,9 +320,9 @@ def load_structure_folder(
         chosen = [k for k, f in enumerate(formats) if f == fmt]
         if not chosen:
             continue
-        texts = [files[k].read_text() for k in chosen]
+        texts = [read_structure_file(files[k]) for k in chosen]
         parsed = parse_structures(
-            texts, [ids[k] for k in chosen], fmt=fmt, n_jobs=n_jobs, progress=progress
+            texts, [files[k].name for k in chosen], fmt=fmt, n_jobs=n_jobs, progress=progress
         )
         structures.extend(zip(chosen, parsed))
     ordered = [s for _, s in sorted(structures, key=lambda pair: pair[0])]

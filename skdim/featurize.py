@@ -39,7 +39,7 @@ from pymatgen.core import IStructure
 from skdim import _parallel
 from skdim._cell import niggli_reduce
 from skdim._elements import DEFAULT_SITE_PROPERTIES, available_properties, property_table
-from skdim._featurize_settings import DEFAULTS, check_params
+from skdim._featurize_settings import DEFAULTS, FeaturizedInputs, check_params
 from skdim._pairs import PAIR_FEATURES, pair_channels
 from skdim._parallel import MIN_PER_WORKER  # noqa: F401 (a setting documented here)
 from skdim._primitive import (  # MIN_DISTANCE: a limit documented here
@@ -288,6 +288,8 @@ def featurize(
     Returns
     -------
     list of SiteNetInput (or None for skipped structures)
+        A list that also records these settings (``.featurization``): an
+        estimator refuses it when its own settings differ.
 
     Examples
     --------
@@ -312,6 +314,7 @@ def featurize(
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     params = check_params(max_atoms, supercell, site_properties, pair_features, max_sites)
-    return _parallel.run(
+    inputs = _parallel.run(
         _featurize_one, structures, params, n_jobs=n_jobs, progress=progress, on_error=on_error
     )
+    return FeaturizedInputs(inputs, featurization=params)

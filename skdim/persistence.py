@@ -286,8 +286,7 @@ def load_state_dict(path: str | Path, device: Any) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(file, map_location=device, weights_only=True)
     except pickle.UnpicklingError as error:
-        detail = str(error).rpartition("WeightsUnpickler error:")[2].strip()
-        detail = detail.splitlines()[0] if detail else "?"
+        detail = unpickling_detail(error)
         if "global" in detail.lower():  # a class or function: never unpickled
             raise ValueError(
                 f"weights.pt in {Path(path)} holds objects other than tensors; refused "
@@ -300,7 +299,35 @@ def load_state_dict(path: str | Path, device: Any) -> dict[str, torch.Tensor]:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
         raise ValueError(f"weights.pt in {Path(path)} is not a state dict of tensors")
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(
+                f"weights.pt in {Path(path)} holds NaN or infinite values in {name}: the "
+                "model diverged before it was saved, or the file was altered"
+            )
     return state
+
+
+def unpickling_detail(error: pickle.UnpicklingError) -> str:
+    """What torch's weights_only unpickler refused, without its advice to turn it off.
+
+    Parameters
+    ----------
+    error : pickle.UnpicklingError
+        Raised by ``torch.load(..., weights_only=True)``.
+
+    Returns
+    -------
+    str
+        The line naming the refused global, or the unpickler's own error,
+        else "?".
+    """
+    lines = [line.strip() for line in str(error).splitlines()]
+    for line in lines:
+        if "global" in line.lower() and "weights_only" not in line:
+            return line
+    detail = str(error).rpartition("WeightsUnpickler error:")[2].strip()
+    return detail.splitlines()[0] if detail else "?"
 
 
 def _not_weights(path: str | Path, error: BaseException) -> ValueError:

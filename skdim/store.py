@@ -19,7 +19,6 @@ and resuming with another input is refused.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import warnings
@@ -37,7 +36,10 @@ from skdim._featurize_settings import DEFAULTS
 from skdim._featurize_settings import check_params as _check_params
 from skdim._shards import (
     FORMAT_VERSION,
+    LOCK_FILE,
     MANIFEST,
+    Chunks,
+    check_same_input,
     combine_statistics,
     file_sha256,
     input_fingerprint,
@@ -137,8 +139,13 @@ def featurize_to_store(
     shard's input is compared with the input given now (a sha256 of the
     texts, or of the Structures' cells): another input raises ValueError
     naming the shard, instead of mixing both inputs. A complete store is
-    returned as is, without reading ``structures``. Other settings or another
-    shard size raise ValueError.
+    returned as it is once ``structures`` are checked to be its input (by
+    these fingerprints; nothing is featurized again). Other settings or
+    another shard size raise ValueError.
+
+    One run at a time writes to a store: a second run into the same
+    directory waits for the first (its lock file is ``store.lock``) and
+    then finds the shards it wrote.
 
     Examples
     --------
@@ -153,7 +160,7 @@ def featurize_to_store(
     (2, [2, 1], [2])
     >>> sorted(p.name for p in store.path.iterdir())  # doctest: +NORMALIZE_WHITESPACE
     ['shard-00000.bin', 'shard-00000.npz', 'shard-00001.bin', 'shard-00001.npz',
-     'store.json']
+     'store.json', 'store.lock']
     >>> workdir.cleanup()
     """
     if on_error not in ("skip", "raise"):
@@ -161,8 +168,28 @@ def featurize_to_store(
     settings = _check_params(max_atoms, supercell, site_properties, pair_features, max_sites)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock
+
+    with FileLock(path / LOCK_FILE):  # another run into this store: wait, then check
+        return _featurize_locked(
+            structures, path, settings, shard_size, n_jobs, on_error, fmt, progress
+        )
+
+
+def _featurize_locked(
+    structures: Iterable[Any],
+    path: Path,
+    settings: dict,
+    shard_size: int,
+    n_jobs: int | None,
+    on_error: str,
+    fmt: str,
+    progress: bool,
+) -> FeaturizedStore:
+    """:func:`featurize_to_store`, once this process holds the store's lock."""
     manifest = open_manifest(path, settings, shard_size)
     if manifest["complete"]:
+        check_same_input(path, manifest, structures, shard_size)
         return FeaturizedStore(path)
     for stale in path.glob("*.tmp"):
         stale.unlink()
@@ -170,7 +197,7 @@ def featurize_to_store(
         int(p.stem.split("-")[1]): str(read_index(p)[0]["input_sha256"])
         for p in path.glob("shard-*.npz")
     }
-    chunks = _chunks(structures, shard_size)
+    chunks = Chunks(structures, shard_size)
     tasks = (
         delayed(write_shard)(path, k, k * shard_size, items, settings, on_error, fmt)
         for k, items in chunks
@@ -222,19 +249,6 @@ def _finished(path: Path, k: int, start: int, items: list, done: dict[int, str])
             f"directory instead of {path}."
         )
     return True
-
-
-class _chunks:
-    """(k, inputs of shard k) from any iterable; ``count`` is set once it is exhausted."""
-
-    def __init__(self, items: Iterable[Any], size: int):
-        self.items = iter(items.to_numpy() if hasattr(items, "iloc") else items)
-        self.size, self.count = size, 0
-
-    def __iter__(self):
-        while chunk := list(itertools.islice(self.items, self.size)):
-            yield self.count, chunk
-            self.count += 1
 
 
 class FeaturizedStore(Dataset):

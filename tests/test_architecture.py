@@ -20,6 +20,7 @@ LAYERS = {
         "skdim._featurize_settings",
         "skdim._parallel",
         "skdim._counter",
+        "skdim._structure_files",
         "skdim.featurize",
         "skdim.datasets",
         "skdim.overlap",

@@ -515,7 +515,7 @@ def test_classifier_refuses_nan_and_continuous_labels(few):
 
 def test_inputs_featurized_with_a_larger_max_atoms_are_refused(few):
     structures, labels = few
-    inputs = featurize(structures, max_atoms=100)
+    inputs = list(featurize(structures, max_atoms=100))  # a plain list: sizes tell
     first = next(i for i, x in enumerate(inputs) if x.n_images > 1 and x.n_neighbors > 50)
     with pytest.raises(
         ValueError, match=rf"featurized X\[{first}\] has a supercell .* other settings"

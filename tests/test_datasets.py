@@ -116,7 +116,7 @@ def test_folder_without_id_prop_and_errors(data_home, tmp_path):
     (tmp_path / f"{X.index[0]}.vasp").unlink()
     (tmp_path / "broken.cif").write_text(BAD_CIF)
     (tmp_path / "id_prop.csv").write_text(f"{X.index[0]},1.0\nbroken,2.0\n")
-    with pytest.raises(ValueError, match="could not parse structure 'broken'"):
+    with pytest.raises(ValueError, match="could not parse structure 'broken.cif'"):
         load_structure_folder(tmp_path)
     (tmp_path / "id_prop.csv").write_text("missing,1.0\n")
     with pytest.raises(FileNotFoundError, match="missing"):

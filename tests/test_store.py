@@ -154,7 +154,9 @@ def test_other_settings_do_not_resume(structures, store):
         featurize_to_store(structures, store.path, shard_size=8, max_atoms=20)
     with pytest.raises(ValueError, match="holds a store"):
         featurize_to_store(structures, store.path, shard_size=16)
-    assert featurize_to_store([], store.path, shard_size=8).path == store.path  # complete
+    assert featurize_to_store(structures, store.path, shard_size=8).path == store.path
+    with pytest.raises(ValueError, match="complete store of another input"):
+        featurize_to_store([], store.path, shard_size=8)
 
 
 def test_pickles_and_loads_in_worker_processes(store):
