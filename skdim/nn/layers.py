@@ -110,8 +110,9 @@ class LayerNorm(nn.LayerNorm):
     with one partial sum per thread, so two threads give other last bits than
     one. skdim chooses its thread count from the idle cores
     (:mod:`skdim._threads`), so the load of the machine must not change the
-    model (bitwise on the CPU kind tested, see the training guide). Here the normalization runs without the affine, and the affine
-    is a broadcast product and sum, whose gradients torch reduces the same way
+    model (bitwise on the CPU kind tested, see the training guide). Here the
+    normalization runs without the affine, and the affine is a broadcast
+    product and sum, whose gradients torch reduces the same way
     on any thread count. Same parameters and state-dict keys as
     ``torch.nn.LayerNorm``.
 
