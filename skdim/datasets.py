@@ -132,8 +132,7 @@ def parse_structures(
     starts = range(0, len(texts), size)
     tasks = (delayed(_parse_chunk)(texts[i : i + size], fmt, labels[i : i + size]) for i in starts)
     structures: list[Structure] = []
-    enabled = progress and len(texts) > 0  # no empty "parse: 0structure" bar
-    with counter(len(texts), "parse", "structure", enabled=enabled) as bar:
+    with counter(len(texts), "parse", "structure", enabled=progress and len(texts) > 0) as bar:
         for chunk in Parallel(n_jobs=n_jobs, return_as="generator")(tasks):
             structures.extend(chunk)
             bar.update(len(chunk))
