@@ -11,8 +11,10 @@ the same arguments as the shell command::
     skdim fit mp36k_demo3k.csv.gz --target e_form_per_atom --pretrained dim_model --out reg
     skdim predict reg cod_cif10/ --out predictions.csv
 
-In a terminal the commands show progress bars and a table of losses per
-epoch; ``--quiet``, used here to keep this page short, turns both off.
+The commands show parsing and featurizing progress and, while training, a
+line about every tenth of the run (steps done / total, losses, time left;
+``-v`` adds a row per epoch); ``--quiet``, used here to keep this page
+short, turns all of it off.
 """
 
 # %%

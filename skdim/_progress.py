@@ -125,9 +125,9 @@ class TrainingProgress(Callback):
 
     Where an epoch is longer than a tenth of the run, a tenth reached within
     it gives a line with the epoch's training loss so far; otherwise lines
-    come at the end of an epoch. The total is the steps done plus the coming epoch's batches
-    and as many per remaining epoch, so the last line's total is the steps
-    that were taken.
+    come at the end of an epoch. The total is the steps done plus the coming
+    epoch's batches and as many per remaining epoch, so the last line's total
+    is the steps that were taken.
 
     Parameters
     ----------
@@ -282,7 +282,8 @@ def _may_stop_early(net) -> str:
 def _stop_reason(net) -> str:
     rows = net.history
     if len(rows) and rows[-1].get("stopped", False):
-        return "the validation loss stopped improving (plateau schedule)"
+        loss = "validation" if "valid_loss" in rows[-1] else "training"
+        return f"the {loss} loss stopped improving (plateau schedule)"
     for cb in dict(getattr(net, "callbacks_", ())).values():
         if isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience:
             return f"no improvement of {cb.monitor} for {cb.patience} epochs (early stopping)"

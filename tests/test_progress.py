@@ -234,6 +234,21 @@ def test_a_run_that_may_stop_early_says_so(small, capsys):
     assert done < total and "stopped early: interrupted" in lines[-1], lines
 
 
+def test_a_plateau_stop_is_said(small, capsys):
+    """lr=0: the validation loss never improves, so the plateau schedule stops at epoch 4."""
+    structures, _ = small
+    fit = {"max_epochs": 10, "plateau_patience": 1, "batch_pairs": 20000, "random_state": 0}
+    model = DIMPretrainer(lr=0.0, **fit).fit(structures)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(model.history) == 4 and "the plateau schedule can stop it earlier" in lines[0]
+    steps = int(model.history[-1, "step"])
+    assert lines[-1] == (
+        f"step {steps}/{5 * steps // 2}: stopped early: "
+        "the validation loss stopped improving (plateau schedule)"
+    )
+    assert "Stopping:" not in "".join(lines)  # said once, by the progress line
+
+
 def test_plain_counter_writes_few_whole_lines():
     clock, out = Clock(), io.StringIO()
     bar = PlainCounter(100, "featurize", "structure", stream=out, clock=clock)
