@@ -351,3 +351,27 @@ def test_bad_random_state_json_is_named(few, checkpoint, tmp_path, text):
     model = SiteNetRegressor(max_epochs=2, checkpoint_dir=path, **FAST)
     with pytest.raises(ValueError, match=rf"{path / 'random_state.json'} (is damaged|holds no)"):
         model.fit(structures, labels)
+
+
+# ---------------------------------------------------------------- targets
+@pytest.mark.parametrize(
+    ("y", "message"),
+    [
+        (np.arange(8) + 1j, r"y holds complex numbers"),
+        (np.array([0.5] * 7 + [1 + 2j], dtype=object), r"y holds complex numbers \(row 7\)"),
+        (["0.1"] * 7 + ["metal"], r"y holds 'metal' at row 7, not a number"),
+        (np.float64(1.0), r"y is a single value \(1.0\)"),
+        (np.zeros((8, 0)), r"y has shape \(8, 0\)"),
+        ([0.0] * 6 + [1e39, 0.0], r"beyond float32's range .* at rows \[6\]"),
+    ],
+)
+def test_bad_targets_are_named(few, y, message):
+    structures, _ = few
+    with pytest.raises(ValueError, match=message):
+        SiteNetRegressor(max_epochs=1, **FAST).fit(structures, y)
+
+
+def test_sample_weight_is_refused(few):
+    structures, labels = few
+    with pytest.raises(TypeError, match=r"SiteNetRegressor.fit does not support sample_weight"):
+        SiteNetRegressor(max_epochs=1, **FAST).fit(structures, labels, sample_weight=np.ones(8))
