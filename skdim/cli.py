@@ -29,10 +29,12 @@ from skdim._cli_support import (
     HelpFormatter,
     LazyParser,
     add_training_options,
+    check_out_dir,
     class_table,
     load_data,
     resolve_max_atoms,
     set_quiet,
+    steps,
 )
 from skdim._version import __version__
 
@@ -69,6 +71,7 @@ def _common(args: argparse.Namespace) -> dict:
 def _pretrain(args: argparse.Namespace) -> None:
     from skdim import DIMPretrainer
 
+    check_out_dir(args.out)
     options = _common(args)
     options["plateau_patience"] = args.plateau_patience
     options["objective"] = args.objective
@@ -136,6 +139,7 @@ def _embed(args: argparse.Namespace) -> None:
 def _fit(args: argparse.Namespace) -> None:
     from skdim import SiteNetRegressor
 
+    check_out_dir(args.out)
     if Path(args.data).is_file() and args.target is None:
         import pandas as pd
 
@@ -157,7 +161,7 @@ def _fit(args: argparse.Namespace) -> None:
         loss=args.loss,
         output=args.output,
         max_atoms=args.max_atoms,
-        max_steps=args.max_steps if args.max_steps == "auto" else int(args.max_steps),
+        max_steps=args.max_steps,
         n_estimators=args.n_estimators,
         **_common(args),
     ).fit(structures, targets)
@@ -363,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--max-steps",
         default="auto",
+        type=steps,
         help="optimizer steps, or auto: 6 per labelled structure, from 500 to 4000",
     )
     fit.add_argument(
