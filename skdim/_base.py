@@ -355,10 +355,9 @@ class SiteNetMixin(DataHooksMixin):
     def fit(self, X: Any, y: Any = None, **fit_params: Any):
         """Featurize X, then train; resumes from ``checkpoint_dir`` if it holds a run.
 
-        Ctrl-C stops training at once and raises KeyboardInterrupt (skorch
-        alone would return the partly trained model): ``checkpoint_dir``
-        then keeps every whole epoch, and the same fit resumes from there.
-        Only one fit at a time may train into a ``checkpoint_dir``.
+        Ctrl-C stops training and raises KeyboardInterrupt (skorch alone would
+        return the partly trained model); ``checkpoint_dir`` keeps every whole
+        epoch for the same fit to resume, and is used by one fit at a time.
 
         Parameters
         ----------
@@ -375,6 +374,8 @@ class SiteNetMixin(DataHooksMixin):
         self
         """
         self._validate_params()
+        if "sample_weight" in fit_params:  # skorch would pass it on to the module
+            raise TypeError(f"{type(self).__name__}.fit does not support sample_weight")
         self.seed_ = None
         self.sampler_rng_ = None
         self.featurization_ = self._resolve_featurization()

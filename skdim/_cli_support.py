@@ -7,6 +7,7 @@ Nothing here imports torch, skorch, pymatgen or pandas at import time, so that
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 DESCRIPTION = """\
@@ -146,6 +147,34 @@ def check_labels(path: str, structure_col: str, target: str | None) -> None:
             f"no targets: pass --target COLUMN, one of the label columns of {path}: {candidates}"
         )
     raise KeyError(f"{path} has no target column {target!r}; its label columns are {candidates}")
+
+
+def check_out_dir(path: str) -> None:
+    """Refuse an ``--out`` directory that cannot be written, before any training."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"--out {path} is a file; give a directory for the model")
+    existing = target
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"--out {path} cannot be written: {existing} is not a writable directory "
+            "(checked before training, so that no training is lost)"
+        )
+
+
+def steps(value: str) -> int | str:
+    """``--max-steps``: a positive integer or "auto", checked before any data is read."""
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer or 'auto'")
+    return number
 
 
 def resolve_max_atoms(args: argparse.Namespace) -> int:

@@ -149,13 +149,26 @@ def check_targets(y: Any, n_samples: int, *, numeric: bool = True) -> np.ndarray
     if y is None:
         raise ValueError("y is required: this estimator is supervised")
     array = np.asarray(y)
+    if array.ndim == 0:
+        raise ValueError(f"y is a single value ({array.item()!r}); pass one target per structure")
     if len(array) != n_samples:
         raise ValueError(f"X has {n_samples} structures but y has {len(array)} values")
     if not numeric:
         return array
-    if array.ndim > 2:
+    if array.ndim > 2 or array.ndim == 2 and array.shape[1] == 0:
         raise ValueError(
             f"y has shape {array.shape}: it must be 1-D (n_samples,) or 2-D (n_samples, n_targets)"
+        )
+    if np.iscomplexobj(array):
+        raise ValueError("y holds complex numbers: targets must be real")
+    if array.dtype.kind not in "biuf":
+        _check_numeric(y, array)
+    too_large = np.abs(array.astype(np.float64)) > np.finfo(np.float32).max
+    if too_large.any():
+        rows = np.flatnonzero(too_large.reshape(n_samples, -1).any(axis=1))
+        raise ValueError(
+            f"y has values beyond float32's range (about 3.4e38), at rows "
+            f"{row_labels(y, rows[:5])}: rescale the targets"
         )
     array = array.astype(np.float32)
     array = array.reshape(n_samples, -1)
@@ -164,3 +177,19 @@ def check_targets(y: Any, n_samples: int, *, numeric: bool = True) -> np.ndarray
         labels = row_labels(y, bad[:5])
         raise ValueError(f"y has {len(bad)} NaN or infinite values, at rows {labels}")
     return array
+
+
+def _check_numeric(y: Any, array: np.ndarray) -> None:
+    """Refuse targets that are not numbers (strings, objects), naming the first."""
+    for row, value in enumerate(array.reshape(len(array), -1)):
+        for item in value:
+            item = item.item() if isinstance(item, np.generic) else item
+            if isinstance(item, (complex, np.complexfloating)):
+                raise ValueError(f"y holds complex numbers (row {row_labels(y, [row])[0]!r})")
+            try:
+                float(item)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"y holds {item!r} at row {row_labels(y, [row])[0]!r}, not a number: a "
+                    "regressor needs numeric targets (for classes, use SiteNetClassifier)"
+                ) from None

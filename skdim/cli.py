@@ -30,10 +30,12 @@ from skdim._cli_support import (
     LazyParser,
     add_training_options,
     check_labels,
+    check_out_dir,
     class_table,
     load_data,
     resolve_max_atoms,
     set_quiet,
+    steps,
 )
 from skdim._version import __version__
 
@@ -70,6 +72,7 @@ def _common(args: argparse.Namespace) -> dict:
 def _pretrain(args: argparse.Namespace) -> None:
     from skdim import DIMPretrainer
 
+    check_out_dir(args.out)
     options = _common(args)
     options["plateau_patience"] = args.plateau_patience
     options["objective"] = args.objective
@@ -137,6 +140,7 @@ def _embed(args: argparse.Namespace) -> None:
 def _fit(args: argparse.Namespace) -> None:
     from skdim import SiteNetRegressor
 
+    check_out_dir(args.out)
     check_labels(args.data, args.structure_col, args.target)  # before parsing any structure
     structures, targets = load_data(
         args.data, args.structure_col, args.target, args.n_jobs, not args.quiet
@@ -146,7 +150,7 @@ def _fit(args: argparse.Namespace) -> None:
         loss=args.loss,
         output=args.output,
         max_atoms=args.max_atoms,
-        max_steps=args.max_steps if args.max_steps == "auto" else int(args.max_steps),
+        max_steps=args.max_steps,
         n_estimators=args.n_estimators,
         **_common(args),
     ).fit(structures, targets)
@@ -352,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--max-steps",
         default="auto",
+        type=steps,
         help="optimizer steps, or auto: 6 per labelled structure, from 500 to 4000",
     )
     fit.add_argument(

@@ -207,8 +207,17 @@ def save_estimator(estimator: Any, path: str | Path) -> None:
         "fitted": _encode(estimator._fitted_state()),
     }
     state = {k: v.detach().cpu() for k, v in estimator.module_.state_dict().items()}
-    torch.save(state, path / "weights.pt")
-    (path / "config.json").write_text(json.dumps(config, indent=2))
+    # each file under a temporary name, renamed once whole: a failed save
+    # (a full disk) never leaves an empty weights.pt
+    temporary = path / "weights.pt.partial"
+    try:
+        torch.save(state, temporary)
+        temporary.replace(path / "weights.pt")
+        temporary = path / "config.json.partial"
+        temporary.write_text(json.dumps(config, indent=2))
+        temporary.replace(path / "config.json")
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def read_config(path: str | Path) -> dict:

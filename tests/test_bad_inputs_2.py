@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -351,3 +352,65 @@ def test_bad_random_state_json_is_named(few, checkpoint, tmp_path, text):
     model = SiteNetRegressor(max_epochs=2, checkpoint_dir=path, **FAST)
     with pytest.raises(ValueError, match=rf"{path / 'random_state.json'} (is damaged|holds no)"):
         model.fit(structures, labels)
+
+
+# ---------------------------------------------------------------- targets
+@pytest.mark.parametrize(
+    ("y", "message"),
+    [
+        (np.arange(8) + 1j, r"y holds complex numbers"),
+        (np.array([0.5] * 7 + [1 + 2j], dtype=object), r"y holds complex numbers \(row 7\)"),
+        (["0.1"] * 7 + ["metal"], r"y holds 'metal' at row 7, not a number"),
+        (np.float64(1.0), r"y is a single value \(1.0\)"),
+        (np.zeros((8, 0)), r"y has shape \(8, 0\)"),
+        ([0.0] * 6 + [1e39, 0.0], r"beyond float32's range .* at rows \[6\]"),
+    ],
+)
+def test_bad_targets_are_named(few, y, message):
+    structures, _ = few
+    with pytest.raises(ValueError, match=message):
+        SiteNetRegressor(max_epochs=1, **FAST).fit(structures, y)
+
+
+def test_sample_weight_is_refused(few):
+    structures, labels = few
+    with pytest.raises(TypeError, match=r"SiteNetRegressor.fit does not support sample_weight"):
+        SiteNetRegressor(max_epochs=1, **FAST).fit(structures, labels, sample_weight=np.ones(8))
+
+
+# ------------------------------------------------------------ saving, --out
+def test_failed_save_leaves_no_empty_weights(fitted_regressor, tmp_path, monkeypatch):
+    import skdim.persistence
+
+    def full_disk(obj, file):
+        Path(file).write_bytes(b"")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(skdim.persistence.torch, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        fitted_regressor.save(tmp_path / "reg")
+    assert list((tmp_path / "reg").iterdir()) == []
+
+
+def test_cli_checks_out_before_training(few_csv, tmp_path, capsys, monkeypatch):
+    import skdim.cli
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data read before --out was checked")
+
+    monkeypatch.setattr(skdim.cli, "load_data", no_data)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for command in (["fit", str(few_csv), "--target", "y"], ["pretrain", str(few_csv)]):
+        assert main([*command, "--out", str(blocker / "model"), "--quiet"]) == 2
+        assert f"--out {blocker / 'model'} cannot be written" in capsys.readouterr().err
+        assert main([*command, "--out", str(blocker), "--quiet"]) == 2
+        assert f"--out {blocker} is a file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-3", "1.5"])
+def test_cli_max_steps_is_checked_before_reading_data(tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as info:
+        main(["fit", str(tmp_path / "missing.csv"), "--out", "o", "--max-steps", value])
+    assert info.value.code == 2
+    assert f"--max-steps: {value!r} is not a positive integer" in capsys.readouterr().err
