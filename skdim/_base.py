@@ -330,7 +330,7 @@ class SiteNetMixin(DataHooksMixin):
         """
         if epochs is None:
             epochs = getattr(self, "n_epochs_", None) or self.max_epochs
-        self._loop_epochs = (len(self.history), epochs)  # what the progress lines count to
+        self.loop_epochs_ = (len(self.history), epochs)  # what the progress lines count to
         return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
     def _record(self, values: dict[str, torch.Tensor], training: bool) -> None:

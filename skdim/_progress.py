@@ -164,7 +164,7 @@ class TrainingProgress(Callback):
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs) -> None:
         batches = _train_batches(net, dataset_train)
         # (history length before the loop, epochs of the loop): see SiteNetMixin.fit_loop
-        start, epochs = getattr(net, "_loop_epochs", (len(net.history) - 1, net.max_epochs or 1))
+        start, epochs = getattr(net, "loop_epochs_", (len(net.history) - 1, net.max_epochs or 1))
         self.epochs_ = start + epochs
         self.epoch_batches_, self.epoch_done_ = batches, 0
         self.total_ = self.done_ + batches * (1 + max(0, self.epochs_ - len(net.history)))
